@@ -1,0 +1,183 @@
+//! Data ownership: every service owns one schema in the shared database and logs in
+//! with its own role, which can touch nothing else. This crate holds that map, the
+//! idempotent bootstrap that creates it, and the pool each service opens on it.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions as _, Executor as _};
+
+/// One service's slice of the database: the schema it owns and the role it logs in as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceDb {
+    pub service: &'static str,
+    pub schema: &'static str,
+    pub role: &'static str,
+}
+
+/// Every service of the shop and what it owns. The order is the order of bootstrap.
+pub const SERVICES: &[ServiceDb] = &[
+    ServiceDb { service: "user", schema: "users", role: "user_svc" },
+    ServiceDb { service: "catalog", schema: "catalog", role: "catalog_svc" },
+    ServiceDb { service: "inventory", schema: "inventory", role: "inventory_svc" },
+    ServiceDb { service: "order", schema: "orders", role: "order_svc" },
+    ServiceDb { service: "payment", schema: "payments", role: "payment_svc" },
+    ServiceDb { service: "shipping", schema: "shipping", role: "shipping_svc" },
+];
+
+/// Looks a service up by its name (`user`, `catalog`, ...).
+pub fn service(name: &str) -> Option<ServiceDb> {
+    SERVICES.iter().copied().find(|s| s.service == name)
+}
+
+/// The password a role gets on a developer machine and in tests. Anywhere else the
+/// passwords come from secrets and are handed to [`bootstrap`] explicitly.
+pub fn local_password(role: &str) -> SecretString {
+    SecretString::from(format!("{role}-local-password"))
+}
+
+/// Creates (or brings up to date) every service's role and schema in the database
+/// that `admin` is connected to. Safe to run any number of times, also concurrently:
+/// roles that exist keep existing and only get their password and search path reset.
+///
+/// `admin` must be a superuser (or a role with CREATEROLE that owns the database).
+pub async fn bootstrap(
+    admin: &PgPool,
+    password_for: impl Fn(&ServiceDb) -> SecretString,
+) -> anyhow::Result<()> {
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(admin)
+        .await
+        .context("reading the current database name")?;
+    let db_ident = quote_ident(&database);
+
+    // Nobody gets anything by default: connecting and the public schema are granted
+    // explicitly below, one role at a time.
+    admin
+        .execute(format!("REVOKE ALL ON DATABASE {db_ident} FROM PUBLIC").as_str())
+        .await
+        .context("revoking default database privileges")?;
+    admin
+        .execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        .await
+        .context("revoking default privileges on schema public")?;
+
+    for svc in SERVICES {
+        let role = svc.role;
+        let schema = svc.schema;
+        let password = quote_literal(password_for(svc).expose_secret());
+        // CREATE ROLE has no IF NOT EXISTS; two bootstraps racing must both succeed.
+        let create_role = format!(
+            "DO $$ BEGIN CREATE ROLE {role} LOGIN; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        );
+        let statements = [
+            create_role,
+            format!("ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {password}"),
+            format!("ALTER ROLE {role} SET search_path = {schema}"),
+            format!("GRANT CONNECT, TEMPORARY ON DATABASE {db_ident} TO {role}"),
+        ];
+        for sql in &statements {
+            admin
+                .execute(sql.as_str())
+                .await
+                .with_context(|| format!("bootstrapping role {role}"))?;
+        }
+        create_schema(admin, schema, role).await?;
+        tracing::debug!(service = svc.service, schema, role, "schema and role ready");
+    }
+    Ok(())
+}
+
+async fn create_schema(admin: &PgPool, schema: &str, role: &str) -> anyhow::Result<()> {
+    let sql = format!("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}");
+    match admin.execute(sql.as_str()).await {
+        Ok(_) => {}
+        // A concurrent bootstrap created it between the check and the insert.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
+        Err(e) => return Err(e).with_context(|| format!("creating schema {schema}")),
+    }
+    // The owner may already be right; saying it again keeps a re-run idempotent even if
+    // someone changed it by hand.
+    admin
+        .execute(format!("ALTER SCHEMA {schema} OWNER TO {role}").as_str())
+        .await
+        .with_context(|| format!("setting the owner of schema {schema}"))?;
+    admin
+        .execute(format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC").as_str())
+        .await
+        .with_context(|| format!("closing schema {schema} to others"))?;
+    Ok(())
+}
+
+/// Settings of a service's connection pool.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Opens a service's pool: its own role, its own schema first on the search path.
+/// Connecting is lazy so a service can start (and answer `/healthz`, with `/readyz`
+/// saying not ready) while the database is still coming up.
+pub fn connect_lazy(
+    url: &SecretString,
+    schema: &str,
+    settings: &PoolSettings,
+) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url
+        .expose_secret()
+        .parse()
+        .context("parsing the database URL")?;
+    let options = options
+        .options([("search_path", schema)])
+        .log_statements(log::LevelFilter::Debug)
+        .log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(500));
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+/// Quotes an SQL identifier (a database name may hold anything).
+pub fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal, for the few statements (CREATE/ALTER ROLE) that
+/// cannot take bind parameters.
+fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_has_its_own_schema_and_role() {
+        let mut schemas: Vec<_> = SERVICES.iter().map(|s| s.schema).collect();
+        let mut roles: Vec<_> = SERVICES.iter().map(|s| s.role).collect();
+        schemas.sort_unstable();
+        schemas.dedup();
+        roles.sort_unstable();
+        roles.dedup();
+        assert_eq!(schemas.len(), SERVICES.len());
+        assert_eq!(roles.len(), SERVICES.len());
+    }
+
+    #[test]
+    fn literals_and_identifiers_are_quoted() {
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(service("order").map(|s| s.schema), Some("orders"));
+    }
+}
