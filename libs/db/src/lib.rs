@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions as _, Executor as _};
+use sqlx::{AssertSqlSafe, ConnectOptions as _};
 
 /// One service's slice of the database: the schema it owns and the role it logs in as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +55,12 @@ pub async fn bootstrap(
 
     // Nobody gets anything by default: connecting and the public schema are granted
     // explicitly below, one role at a time.
-    admin
-        .execute(format!("REVOKE ALL ON DATABASE {db_ident} FROM PUBLIC").as_str())
+    sqlx::raw_sql(AssertSqlSafe(format!("REVOKE ALL ON DATABASE {db_ident} FROM PUBLIC")))
+        .execute(admin)
         .await
         .context("revoking default database privileges")?;
-    admin
-        .execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+    sqlx::raw_sql("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        .execute(admin)
         .await
         .context("revoking default privileges on schema public")?;
 
@@ -80,8 +80,8 @@ pub async fn bootstrap(
             format!("GRANT CONNECT, TEMPORARY ON DATABASE {db_ident} TO {role}"),
         ];
         for sql in &statements {
-            admin
-                .execute(sql.as_str())
+            sqlx::raw_sql(AssertSqlSafe(sql.as_str()))
+                .execute(admin)
                 .await
                 .with_context(|| format!("bootstrapping role {role}"))?;
         }
@@ -93,7 +93,7 @@ pub async fn bootstrap(
 
 async fn create_schema(admin: &PgPool, schema: &str, role: &str) -> anyhow::Result<()> {
     let sql = format!("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}");
-    match admin.execute(sql.as_str()).await {
+    match sqlx::raw_sql(AssertSqlSafe(sql)).execute(admin).await {
         Ok(_) => {}
         // A concurrent bootstrap created it between the check and the insert.
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
@@ -101,12 +101,12 @@ async fn create_schema(admin: &PgPool, schema: &str, role: &str) -> anyhow::Resu
     }
     // The owner may already be right; saying it again keeps a re-run idempotent even if
     // someone changed it by hand.
-    admin
-        .execute(format!("ALTER SCHEMA {schema} OWNER TO {role}").as_str())
+    sqlx::raw_sql(AssertSqlSafe(format!("ALTER SCHEMA {schema} OWNER TO {role}")))
+        .execute(admin)
         .await
         .with_context(|| format!("setting the owner of schema {schema}"))?;
-    admin
-        .execute(format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC").as_str())
+    sqlx::raw_sql(AssertSqlSafe(format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")))
+        .execute(admin)
         .await
         .with_context(|| format!("closing schema {schema} to others"))?;
     Ok(())

@@ -1,0 +1,17 @@
+//! The HTTP kit every service is built on: problem+json errors, a `Json` extractor
+//! that answers bad input with them, request ids, health and readiness, Prometheus
+//! metrics, OpenAPI and Swagger UI, timeouts, body limits and graceful shutdown.
+
+pub mod config;
+pub mod health;
+pub mod json;
+pub mod observe;
+pub mod problem;
+pub mod query;
+pub mod server;
+
+pub use health::{PostgresCheck, Readiness, ReadinessCheck};
+pub use json::{Json, Valid, Validate};
+pub use problem::{FieldError, Problem};
+pub use query::Query;
+pub use server::{HttpSettings, ServiceInfo, app, bind, run, serve, shutdown_signal};

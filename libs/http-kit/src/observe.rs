@@ -1,0 +1,101 @@
+//! Per-request observability: a span per request (continuing the caller's W3C trace),
+//! one log line when it finishes, and RED metrics labelled by route *pattern* so that
+//! `/users/123` and `/users/456` count as one series.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument as _;
+
+/// Request-id header, set by the kit when the client did not send one.
+pub const REQUEST_ID: &str = "x-request-id";
+
+const DURATION: &str = "http_server_request_duration_seconds";
+const REQUESTS: &str = "http_server_requests_total";
+
+/// The process-wide Prometheus recorder; installed on first use so that several apps
+/// in one test process share it.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &buckets)
+            .expect("bucket list is not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (e.g. by a test); ours still renders.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+pub(crate) async fn metrics_endpoint() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        prometheus().render(),
+    )
+}
+
+/// Wraps every request: span, log line, metrics.
+pub(crate) async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        request_id = %request_id,
+        http.response.status_code = tracing::field::Empty,
+    );
+    shop_telemetry::set_parent_from_headers(&span, request.headers());
+
+    let mut response = next.run(request).instrument(span.clone()).await;
+
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    span.record("http.response.status_code", status);
+    if let Some(trace_id) = span.in_scope(shop_telemetry::current_trace_id) {
+        if let Ok(value) = HeaderValue::from_str(&trace_id) {
+            response.headers_mut().insert("x-trace-id", value);
+        }
+    }
+    let is_probe = route == "/healthz" || route == "/readyz" || route == "/metrics";
+    span.in_scope(|| {
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        if status >= 500 {
+            tracing::error!(status, latency_ms, "request failed");
+        } else if !is_probe {
+            tracing::info!(status, latency_ms, "request finished");
+        } else {
+            tracing::debug!(status, latency_ms, "probe answered");
+        }
+    });
+
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!(REQUESTS, &labels).increment(1);
+    metrics::histogram!(DURATION, &labels).record(elapsed.as_secs_f64());
+    response
+}
