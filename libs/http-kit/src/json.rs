@@ -99,7 +99,9 @@ fn field_of(path: &str, message: &str) -> (String, &'static str) {
     if message.starts_with("missing field") {
         (join(quoted.unwrap_or_default()), "required")
     } else if message.starts_with("unknown field") {
-        (join(quoted.unwrap_or_default()), "unknown_field")
+        // Here serde_path_to_error has already stepped into the unknown key.
+        let field = if path == "." { quoted.unwrap_or_default() } else { path.to_owned() };
+        (field, "unknown_field")
     } else {
         let field = if path == "." { String::new() } else { path.to_owned() };
         (field, "invalid_type")

@@ -63,6 +63,8 @@ pub fn app(
     readiness: Readiness,
     settings: &HttpSettings,
 ) -> (Router, OpenApi) {
+    // Install the recorder before the first request is counted.
+    crate::observe::prometheus();
     let (api, mut openapi) = api.split_for_parts();
     openapi.info.title = info.title.to_owned();
     openapi.info.version = info.version.to_owned();

@@ -164,12 +164,15 @@ impl fmt::Debug for Process {
 }
 
 /// The watchdog: `$1` stop signal, `$2` pid (also its process group), `$3` folder or "".
-/// After 30 s of waiting the whole process group gets SIGKILL.
+/// After 30 s of waiting the whole process group gets SIGKILL. Once we are gone the
+/// process is nobody's child, and an init that does not reap leaves it a zombie,
+/// which `kill -0` still finds: /proc tells (on Linux) when it is one.
 const WATCHDOG: &str = r#"
 read _lifeline
 if kill -s "$1" "$2" 2>/dev/null; then
   n=0
   while kill -0 "$2" 2>/dev/null; do
+    case "$(cat "/proc/$2/stat" 2>/dev/null)" in *") Z "*) break ;; esac
     n=$((n + 1))
     if [ "$n" -gt 300 ]; then kill -s KILL -- "-$2" 2>/dev/null; break; fi
     sleep 0.1

@@ -16,7 +16,6 @@ pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub client: reqwest::Client,
     pub db: TestDatabase,
     pub signing_key: SecretString,
@@ -63,7 +62,6 @@ pub async fn start(db: TestDatabase, settings: Settings) -> TestApp {
         .unwrap();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        port,
         client,
         db,
         signing_key,

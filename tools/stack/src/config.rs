@@ -1,0 +1,124 @@
+//! What a [`crate::Stack`] runs, where, on which ports, and where its output goes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::services::{self, SERVICES};
+
+/// Every port of a stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ports {
+    pub postgres: u16,
+    pub nats: u16,
+    pub nats_monitor: u16,
+    /// By service name; every service of [`SERVICES`] has one, run or not (the JWKS
+    /// URL and the gateway's upstreams name them).
+    pub services: BTreeMap<&'static str, u16>,
+}
+
+/// Postgres's port on a developer machine: not 5432, which the system's own may hold.
+pub const LOCAL_PG_PORT: u16 = 54329;
+
+impl Ports {
+    /// The documented local ports: Postgres 54329, NATS 4222 (monitoring 8222),
+    /// gateway 8080, services 8081-8086.
+    pub fn local_defaults() -> Self {
+        Self {
+            postgres: LOCAL_PG_PORT,
+            nats: 4222,
+            nats_monitor: 8222,
+            services: SERVICES.iter().map(|s| (s.name, s.default_port)).collect(),
+        }
+    }
+
+    /// Distinct ports the kernel says are free right now (for tests).
+    pub fn free() -> std::io::Result<Self> {
+        let mut ports = shop_testkit::free_ports(3 + SERVICES.len())?.into_iter();
+        let mut next = || ports.next().expect("as many ports as asked for");
+        Ok(Self {
+            postgres: next(),
+            nats: next(),
+            nats_monitor: next(),
+            services: SERVICES.iter().map(|s| (s.name, next())).collect(),
+        })
+    }
+
+    /// The port of a service; panics for a name that is not in [`SERVICES`].
+    pub fn service(&self, name: &str) -> u16 {
+        match self.services.get(name) {
+            Some(port) => *port,
+            None => panic!("no port for service {name:?}"),
+        }
+    }
+}
+
+/// Where the multiplexed output of every process goes.
+#[derive(Debug, Clone, Default)]
+pub struct LogConfig {
+    /// To our stdout, coloured when it is a terminal and NO_COLOR is not set.
+    pub stdout: bool,
+    /// Appended to this file, without colours.
+    pub file: Option<PathBuf>,
+}
+
+/// Everything [`crate::Stack::start`] needs.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Postgres's cluster (`pg/`), NATS's store (`nats/`), the signing key (`keys/`).
+    pub data_dir: PathBuf,
+    /// Where the service binaries are (`shop-user` ...).
+    pub bin_dir: PathBuf,
+    /// The services' working directory.
+    pub work_dir: PathBuf,
+    pub ports: Ports,
+    /// Which services to run, by name; Postgres and NATS always run.
+    pub services: Vec<&'static str>,
+    /// The one database every service's schema lives in.
+    pub database: String,
+    pub log: LogConfig,
+    /// `LOG_FORMAT` for the services (`pretty` or `json`).
+    pub log_format: String,
+    /// A throw-away stack: Postgres without fsync, Postgres's and NATS's folders
+    /// deleted when they stop. The caller owns `data_dir` itself.
+    pub ephemeral: bool,
+    /// How long every service gets to answer `GET /healthz` with 200.
+    pub health_timeout: Duration,
+}
+
+impl StackConfig {
+    /// `make up`: data in `<repo>/.data`, the documented ports, every service,
+    /// output to the terminal and to `.data/logs/stack.log`.
+    pub fn local(repo_root: &Path, bin_dir: PathBuf) -> Self {
+        let data_dir = repo_root.join(".data");
+        Self {
+            log: LogConfig { stdout: true, file: Some(data_dir.join("logs").join("stack.log")) },
+            data_dir,
+            bin_dir,
+            work_dir: repo_root.to_path_buf(),
+            ports: Ports::local_defaults(),
+            services: services::all_names(),
+            database: "shop".into(),
+            log_format: std::env::var("LOG_FORMAT").unwrap_or_else(|_| "pretty".into()),
+            ephemeral: false,
+            health_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// For tests: every service on free ports, data in `data_dir` (which the caller
+    /// removes), JSON logs to `<data_dir>/stack.log`.
+    pub fn ephemeral(data_dir: &Path, bin_dir: PathBuf, work_dir: PathBuf) -> std::io::Result<Self> {
+        Ok(Self {
+            data_dir: data_dir.to_path_buf(),
+            bin_dir,
+            work_dir,
+            ports: Ports::free()?,
+            services: services::all_names(),
+            database: "shop".into(),
+            log: LogConfig { stdout: false, file: Some(data_dir.join("stack.log")) },
+            log_format: "json".into(),
+            ephemeral: true,
+            health_timeout: Duration::from_secs(60),
+        })
+    }
+}

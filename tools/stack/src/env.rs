@@ -1,0 +1,115 @@
+//! The environment every service is started with: the launcher's side of the
+//! services' configuration contract.
+
+use std::path::Path;
+
+use secrecy::ExposeSecret as _;
+
+use crate::config::Ports;
+use crate::services::{SERVICES, ServiceSpec};
+
+/// What the environment of a service is made from.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvContext<'a> {
+    pub ports: &'a Ports,
+    pub database: &'a str,
+    pub signing_key: &'a Path,
+    pub log_format: &'a str,
+}
+
+/// Services that call other services over HTTP get their upstreams' base URLs.
+const NEEDS_UPSTREAMS: &[&str] = &["gateway", "order"];
+
+/// The variables set for `spec` (on top of the launcher's own environment, which
+/// passes through: `RUST_LOG`, `OTEL_*` ...).
+pub fn service_env(spec: &ServiceSpec, ctx: &EnvContext<'_>) -> Vec<(String, String)> {
+    let ports = ctx.ports;
+    let mut env = vec![
+        ("SHOP_ENV".to_owned(), "local".to_owned()),
+        ("SHOP_SERVICE_NAME".to_owned(), spec.name.to_owned()),
+        ("SHOP_HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("SHOP_PORT".to_owned(), ports.service(spec.name).to_string()),
+        ("SHOP_NATS_URL".to_owned(), format!("nats://127.0.0.1:{}", ports.nats)),
+        (
+            "SHOP_AUTH__JWKS_URL".to_owned(),
+            format!("http://127.0.0.1:{}/.well-known/jwks.json", ports.service("user")),
+        ),
+        ("LOG_FORMAT".to_owned(), ctx.log_format.to_owned()),
+    ];
+    if let Some(db) = spec.db() {
+        let password = shop_db::local_password(db.role);
+        env.push((
+            "SHOP_DATABASE_URL".to_owned(),
+            format!(
+                "postgres://{}:{}@127.0.0.1:{}/{}",
+                db.role,
+                password.expose_secret(),
+                ports.postgres,
+                ctx.database
+            ),
+        ));
+    }
+    if spec.name == "user" {
+        env.push(("SHOP_JWT__SIGNING_KEY_FILE".to_owned(), ctx.signing_key.display().to_string()));
+    }
+    if NEEDS_UPSTREAMS.contains(&spec.name) {
+        for upstream in SERVICES.iter().filter(|s| s.name != "gateway" && s.name != spec.name) {
+            env.push((
+                format!("SHOP_UPSTREAMS__{}", upstream.name.to_uppercase()),
+                format!("http://127.0.0.1:{}", ports.service(upstream.name)),
+            ));
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::service;
+    use std::collections::BTreeMap;
+
+    fn env_of(name: &str) -> BTreeMap<String, String> {
+        let ports = Ports::local_defaults();
+        let ctx = EnvContext {
+            ports: &ports,
+            database: "shop",
+            signing_key: Path::new("/repo/.data/keys/jwt-signing.pem"),
+            log_format: "pretty",
+        };
+        service_env(service(name).unwrap(), &ctx).into_iter().collect()
+    }
+
+    #[test]
+    fn a_service_gets_its_own_database_role_and_the_shared_settings() {
+        let env = env_of("catalog");
+        assert_eq!(env["SHOP_ENV"], "local");
+        assert_eq!(env["SHOP_SERVICE_NAME"], "catalog");
+        assert_eq!(env["SHOP_HOST"], "127.0.0.1");
+        assert_eq!(env["SHOP_PORT"], "8082");
+        assert_eq!(
+            env["SHOP_DATABASE_URL"],
+            "postgres://catalog_svc:catalog_svc-local-password@127.0.0.1:54329/shop"
+        );
+        assert_eq!(env["SHOP_NATS_URL"], "nats://127.0.0.1:4222");
+        assert_eq!(env["SHOP_AUTH__JWKS_URL"], "http://127.0.0.1:8081/.well-known/jwks.json");
+        assert_eq!(env["LOG_FORMAT"], "pretty");
+        assert!(!env.contains_key("SHOP_JWT__SIGNING_KEY_FILE"));
+        assert!(!env.contains_key("SHOP_UPSTREAMS__USER"));
+    }
+
+    #[test]
+    fn only_the_user_service_gets_the_signing_key() {
+        assert_eq!(env_of("user")["SHOP_JWT__SIGNING_KEY_FILE"], "/repo/.data/keys/jwt-signing.pem");
+    }
+
+    #[test]
+    fn the_gateway_gets_upstreams_and_no_database() {
+        let env = env_of("gateway");
+        assert!(!env.contains_key("SHOP_DATABASE_URL"));
+        assert_eq!(env["SHOP_PORT"], "8080");
+        assert_eq!(env["SHOP_UPSTREAMS__USER"], "http://127.0.0.1:8081");
+        assert_eq!(env["SHOP_UPSTREAMS__SHIPPING"], "http://127.0.0.1:8086");
+        assert_eq!(env_of("order")["SHOP_UPSTREAMS__CATALOG"], "http://127.0.0.1:8082");
+    }
+}
