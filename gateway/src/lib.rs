@@ -23,7 +23,9 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { http: HttpSettings::on_port(8080) }
+        Self {
+            http: HttpSettings::on_port(8080),
+        }
     }
 }
 

@@ -39,7 +39,10 @@ enum KeySource {
     /// Keys handed over at construction (the issuer verifying its own tokens, tests).
     Fixed,
     /// A JWKS URL, fetched on demand.
-    Remote { url: String, client: reqwest::Client },
+    Remote {
+        url: String,
+        client: reqwest::Client,
+    },
 }
 
 struct Cache {
@@ -99,7 +102,10 @@ impl Verifier {
             .build()
             .unwrap_or_default();
         Self::build(
-            KeySource::Remote { url: jwks_url.into(), client },
+            KeySource::Remote {
+                url: jwks_url.into(),
+                client,
+            },
             issuer,
             audience,
             min_refresh,
@@ -116,7 +122,10 @@ impl Verifier {
             inner: Arc::new(Inner {
                 source,
                 validation,
-                cache: RwLock::new(Cache { keys: HashMap::new(), fetched_at: None }),
+                cache: RwLock::new(Cache {
+                    keys: HashMap::new(),
+                    fetched_at: None,
+                }),
                 refresh_lock: Mutex::new(()),
                 min_refresh,
                 max_age: Duration::from_secs(300),
@@ -129,32 +138,42 @@ impl Verifier {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
-            return Err(AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
         }
-        let kid = header.kid.ok_or_else(|| AuthError::Malformed("no `kid` in the header".into()))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Malformed("no `kid` in the header".into()))?;
         let key = self.key(&kid).await?;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.inner.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.inner.validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid(e.to_string()),
-            }
-        })?;
+            },
+        )?;
         Ok(data.claims)
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
         {
             let cache = self.inner.cache.read().await;
-            let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < self.inner.max_age);
-            if let Some(key) = cache.keys.get(kid) {
-                if fresh || matches!(self.inner.source, KeySource::Fixed) {
-                    return Ok(key.clone());
-                }
+            let fresh = cache
+                .fetched_at
+                .is_some_and(|t| t.elapsed() < self.inner.max_age);
+            let usable = fresh || matches!(self.inner.source, KeySource::Fixed);
+            if let Some(key) = cache.keys.get(kid).filter(|_| usable) {
+                return Ok(key.clone());
             }
         }
         self.refresh(false).await?;
         let cache = self.inner.cache.read().await;
-        cache.keys.get(kid).cloned().ok_or_else(|| AuthError::UnknownKey(kid.to_owned()))
+        cache
+            .keys
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| AuthError::UnknownKey(kid.to_owned()))
     }
 
     /// Fetches the key set again (no-op for fixed keys). Unless `force`, a fetch that
@@ -170,7 +189,13 @@ impl Verifier {
             return Ok(());
         }
         let jwks: JwkSet = async {
-            client.get(url).send().await?.error_for_status()?.json().await
+            client
+                .get(url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await
         }
         .await
         .map_err(|e: reqwest::Error| AuthError::KeysUnavailable(e.to_string()))?;

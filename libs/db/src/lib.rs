@@ -19,12 +19,36 @@ pub struct ServiceDb {
 
 /// Every service of the shop and what it owns. The order is the order of bootstrap.
 pub const SERVICES: &[ServiceDb] = &[
-    ServiceDb { service: "user", schema: "users", role: "user_svc" },
-    ServiceDb { service: "catalog", schema: "catalog", role: "catalog_svc" },
-    ServiceDb { service: "inventory", schema: "inventory", role: "inventory_svc" },
-    ServiceDb { service: "order", schema: "orders", role: "order_svc" },
-    ServiceDb { service: "payment", schema: "payments", role: "payment_svc" },
-    ServiceDb { service: "shipping", schema: "shipping", role: "shipping_svc" },
+    ServiceDb {
+        service: "user",
+        schema: "users",
+        role: "user_svc",
+    },
+    ServiceDb {
+        service: "catalog",
+        schema: "catalog",
+        role: "catalog_svc",
+    },
+    ServiceDb {
+        service: "inventory",
+        schema: "inventory",
+        role: "inventory_svc",
+    },
+    ServiceDb {
+        service: "order",
+        schema: "orders",
+        role: "order_svc",
+    },
+    ServiceDb {
+        service: "payment",
+        schema: "payments",
+        role: "payment_svc",
+    },
+    ServiceDb {
+        service: "shipping",
+        schema: "shipping",
+        role: "shipping_svc",
+    },
 ];
 
 /// Looks a service up by its name (`user`, `catalog`, ...).
@@ -55,10 +79,12 @@ pub async fn bootstrap(
 
     // Nobody gets anything by default: connecting and the public schema are granted
     // explicitly below, one role at a time.
-    sqlx::raw_sql(AssertSqlSafe(format!("REVOKE ALL ON DATABASE {db_ident} FROM PUBLIC")))
-        .execute(admin)
-        .await
-        .context("revoking default database privileges")?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "REVOKE ALL ON DATABASE {db_ident} FROM PUBLIC"
+    )))
+    .execute(admin)
+    .await
+    .context("revoking default database privileges")?;
     sqlx::raw_sql("REVOKE ALL ON SCHEMA public FROM PUBLIC")
         .execute(admin)
         .await
@@ -75,7 +101,9 @@ pub async fn bootstrap(
         );
         let statements = [
             create_role,
-            format!("ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {password}"),
+            format!(
+                "ALTER ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {password}"
+            ),
             format!("ALTER ROLE {role} SET search_path = {schema}"),
             format!("GRANT CONNECT, TEMPORARY ON DATABASE {db_ident} TO {role}"),
         ];
@@ -101,14 +129,18 @@ async fn create_schema(admin: &PgPool, schema: &str, role: &str) -> anyhow::Resu
     }
     // The owner may already be right; saying it again keeps a re-run idempotent even if
     // someone changed it by hand.
-    sqlx::raw_sql(AssertSqlSafe(format!("ALTER SCHEMA {schema} OWNER TO {role}")))
-        .execute(admin)
-        .await
-        .with_context(|| format!("setting the owner of schema {schema}"))?;
-    sqlx::raw_sql(AssertSqlSafe(format!("REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")))
-        .execute(admin)
-        .await
-        .with_context(|| format!("closing schema {schema} to others"))?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "ALTER SCHEMA {schema} OWNER TO {role}"
+    )))
+    .execute(admin)
+    .await
+    .with_context(|| format!("setting the owner of schema {schema}"))?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"
+    )))
+    .execute(admin)
+    .await
+    .with_context(|| format!("closing schema {schema} to others"))?;
     Ok(())
 }
 
@@ -121,7 +153,10 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 

@@ -21,5 +21,7 @@ pub fn load<T: Serialize + DeserializeOwned>(defaults: T) -> anyhow::Result<T> {
 /// `make up` and the tests). Only there do development defaults (a generated signing
 /// key, the seeded admin's password) apply.
 pub fn is_local() -> bool {
-    std::env::var("SHOP_ENV").map(|v| v == "local").unwrap_or(false)
+    std::env::var("SHOP_ENV")
+        .map(|v| v == "local")
+        .unwrap_or(false)
 }

@@ -35,7 +35,11 @@ impl ReadinessCheck for PostgresCheck {
 
     fn check(&self) -> CheckFuture<'_> {
         Box::pin(async move {
-            sqlx::query("SELECT 1").execute(&self.0).await.map(|_| ()).map_err(|e| e.to_string())
+            sqlx::query("SELECT 1")
+                .execute(&self.0)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         })
     }
 }
@@ -69,7 +73,10 @@ impl Readiness {
         });
         let checks: BTreeMap<_, _> = futures::future::join_all(runs).await.into_iter().collect();
         let ready = checks.values().all(|v| v == "ok");
-        ReadinessReport { status: if ready { "ready" } else { "not ready" }, checks }
+        ReadinessReport {
+            status: if ready { "ready" } else { "not ready" },
+            checks,
+        }
     }
 }
 
@@ -87,6 +94,10 @@ pub(crate) async fn healthz() -> impl IntoResponse {
 
 pub(crate) async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
     let report = readiness.report().await;
-    let status = if report.status == "ready" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if report.status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(report))
 }

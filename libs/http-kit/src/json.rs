@@ -43,7 +43,9 @@ where
             )
             .with_detail("send the body with `Content-Type: application/json`"));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(bytes_problem)?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(bytes_problem)?;
         parse(&bytes).map(Json)
     }
 }
@@ -58,7 +60,11 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let Json(value) = Json::<T>::from_request(req, state).await?;
         let errors = value.validate();
-        if errors.is_empty() { Ok(Valid(Json(value))) } else { Err(Problem::validation(errors)) }
+        if errors.is_empty() {
+            Ok(Valid(Json(value)))
+        } else {
+            Err(Problem::validation(errors))
+        }
     }
 }
 
@@ -95,15 +101,29 @@ fn syntax_problem(err: &serde_json::Error) -> Problem {
 /// want the field itself named, so the client can point at it.
 fn field_of(path: &str, message: &str) -> (String, &'static str) {
     let quoted = message.split('`').nth(1).map(str::to_owned);
-    let join = |name: String| if path == "." || path.is_empty() { name } else { format!("{path}.{name}") };
+    let join = |name: String| {
+        if path == "." || path.is_empty() {
+            name
+        } else {
+            format!("{path}.{name}")
+        }
+    };
     if message.starts_with("missing field") {
         (join(quoted.unwrap_or_default()), "required")
     } else if message.starts_with("unknown field") {
         // Here serde_path_to_error has already stepped into the unknown key.
-        let field = if path == "." { quoted.unwrap_or_default() } else { path.to_owned() };
+        let field = if path == "." {
+            quoted.unwrap_or_default()
+        } else {
+            path.to_owned()
+        };
         (field, "unknown_field")
     } else {
-        let field = if path == "." { String::new() } else { path.to_owned() };
+        let field = if path == "." {
+            String::new()
+        } else {
+            path.to_owned()
+        };
         (field, "invalid_type")
     }
 }
@@ -119,17 +139,31 @@ fn clean_message(err: &serde_json::Error) -> String {
 }
 
 fn has_json_content_type(req: &Request) -> bool {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn bytes_problem(rejection: BytesRejection) -> Problem {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "The body is too large.")
-            .with_detail(rejection.body_text())
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "The body is too large.",
+        )
+        .with_detail(rejection.body_text())
     } else {
         Problem::bad_request(rejection.body_text())
     }
@@ -165,14 +199,23 @@ mod tests {
     #[test]
     fn missing_and_unknown_fields_are_named() {
         let p = parse::<Order>(br#"{"items":[{}]}"#).unwrap_err();
-        assert_eq!((p.errors[0].field.as_str(), p.errors[0].code.as_str()), ("items[0].quantity", "required"));
+        assert_eq!(
+            (p.errors[0].field.as_str(), p.errors[0].code.as_str()),
+            ("items[0].quantity", "required")
+        );
         let p = parse::<Order>(br#"{"items":[], "admin": true}"#).unwrap_err();
-        assert_eq!((p.errors[0].field.as_str(), p.errors[0].code.as_str()), ("admin", "unknown_field"));
+        assert_eq!(
+            (p.errors[0].field.as_str(), p.errors[0].code.as_str()),
+            ("admin", "unknown_field")
+        );
     }
 
     #[test]
     fn broken_json_and_trailing_garbage_are_bad_requests() {
         assert_eq!(parse::<Order>(br#"{"items": ["#).unwrap_err().status, 400);
-        assert_eq!(parse::<Order>(br#"{"items": []} x"#).unwrap_err().status, 400);
+        assert_eq!(
+            parse::<Order>(br#"{"items": []} x"#).unwrap_err().status,
+            400
+        );
     }
 }

@@ -23,7 +23,9 @@ const REQUESTS: &str = "http_server_requests_total";
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let buckets = [
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &buckets)
             .expect("bucket list is not empty");
@@ -37,7 +39,10 @@ pub fn prometheus() -> &'static PrometheusHandle {
 
 pub(crate) async fn metrics_endpoint() -> impl IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         prometheus().render(),
     )
 }
@@ -73,10 +78,11 @@ pub(crate) async fn observe(request: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     span.record("http.response.status_code", status);
-    if let Some(trace_id) = span.in_scope(shop_telemetry::current_trace_id) {
-        if let Ok(value) = HeaderValue::from_str(&trace_id) {
-            response.headers_mut().insert("x-trace-id", value);
-        }
+    if let Some(value) = span
+        .in_scope(shop_telemetry::current_trace_id)
+        .and_then(|id| HeaderValue::from_str(&id).ok())
+    {
+        response.headers_mut().insert("x-trace-id", value);
     }
     let is_probe = route == "/healthz" || route == "/readyz" || route == "/metrics";
     span.in_scope(|| {

@@ -24,7 +24,11 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
-        Self { field: field.into(), code: code.to_owned(), message: message.into() }
+        Self {
+            field: field.into(),
+            code: code.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -75,7 +79,11 @@ impl Problem {
 
     /// A problem of a named kind (`urn:shop:problem:<slug>`), documented in `docs/api.md`.
     pub fn new(status: StatusCode, slug: &str, title: impl Into<String>) -> Self {
-        Self { kind: format!("urn:shop:problem:{slug}"), title: title.into(), ..Self::status(status) }
+        Self {
+            kind: format!("urn:shop:problem:{slug}"),
+            title: title.into(),
+            ..Self::status(status)
+        }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -91,7 +99,11 @@ impl Problem {
     /// 422 with the list of invalid fields.
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let n = errors.len();
-        let detail = if n == 1 { "1 field is invalid".to_owned() } else { format!("{n} fields are invalid") };
+        let detail = if n == 1 {
+            "1 field is invalid".to_owned()
+        } else {
+            format!("{n} fields are invalid")
+        };
         Self {
             errors,
             ..Self::new(
@@ -104,12 +116,21 @@ impl Problem {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", "The request is malformed.").with_detail(detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "The request is malformed.",
+        )
+        .with_detail(detail)
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication is required.")
-            .with_detail(detail)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication is required.",
+        )
+        .with_detail(detail)
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
@@ -121,14 +142,22 @@ impl Problem {
     }
 
     pub fn conflict(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", "The request conflicts with the current state.")
-            .with_detail(detail)
+        Self::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "The request conflicts with the current state.",
+        )
+        .with_detail(detail)
     }
 
     /// 500 that tells the client nothing about the cause; the cause goes to the logs.
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side.")
-            .with_detail("The error was logged; quote the trace id when reporting it.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Something went wrong on our side.",
+        )
+        .with_detail("The error was logged; quote the trace id when reporting it.")
     }
 
     pub fn status_code(&self) -> StatusCode {

@@ -20,22 +20,24 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Query).map_err(|err| {
-            let path = err.path().to_string();
-            let message = err.inner().to_string();
-            let field = if path == "." {
-                message.split('`').nth(1).unwrap_or_default().to_owned()
-            } else {
-                path
-            };
-            let code = if message.starts_with("unknown field") {
-                "unknown_field"
-            } else if message.starts_with("missing field") {
-                "required"
-            } else {
-                "invalid_type"
-            };
-            Problem::validation(vec![FieldError::new(field, code, message)])
-        })
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let message = err.inner().to_string();
+                let field = if path == "." {
+                    message.split('`').nth(1).unwrap_or_default().to_owned()
+                } else {
+                    path
+                };
+                let code = if message.starts_with("unknown field") {
+                    "unknown_field"
+                } else if message.starts_with("missing field") {
+                    "required"
+                } else {
+                    "invalid_type"
+                };
+                Problem::validation(vec![FieldError::new(field, code, message)])
+            })
     }
 }

@@ -36,7 +36,12 @@ pub struct HttpSettings {
 
 impl HttpSettings {
     pub fn on_port(port: u16) -> Self {
-        Self { host: "127.0.0.1".to_owned(), port, request_timeout_ms: 10_000, body_limit_bytes: 64 * 1024 }
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port,
+            request_timeout_ms: 10_000,
+            body_limit_bytes: 64 * 1024,
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -83,7 +88,11 @@ pub fn app(
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi.clone()))
         .fallback(|| async { Problem::not_found("no route matches this path") })
         .method_not_allowed_fallback(|| async {
-            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed.")
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed.",
+            )
         })
         .layer(
             ServiceBuilder::new()
@@ -105,9 +114,13 @@ async fn enforce_timeout(State(limit): State<Duration>, request: Request, next: 
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "The request took too long.")
-                .with_detail(format!("no answer within {} ms", limit.as_millis()))
-                .into_response()
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "The request took too long.",
+            )
+            .with_detail(format!("no answer within {} ms", limit.as_millis()))
+            .into_response()
         }
     }
 }
@@ -127,9 +140,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what Kubernetes and `make up` send).

@@ -286,12 +286,15 @@ impl Process {
             }
         }
         let status = self.exited().await;
-        if let Some(dir) = &self.remove_after {
-            if let Err(e) = std::fs::remove_dir_all(dir) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove");
-                }
+        let removed = self
+            .remove_after
+            .as_deref()
+            .map(|dir| (dir, std::fs::remove_dir_all(dir)));
+        match removed {
+            Some((dir, Err(e))) if e.kind() != io::ErrorKind::NotFound => {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove");
             }
+            _ => {}
         }
         status
     }

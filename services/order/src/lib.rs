@@ -28,7 +28,10 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { http: HttpSettings::on_port(8084), database_url: None }
+        Self {
+            http: HttpSettings::on_port(8084),
+            database_url: None,
+        }
     }
 }
 

@@ -48,7 +48,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let schema = shop_db::service("user").map(|s| s.schema).unwrap_or("users");
+        let schema = shop_db::service("user")
+            .map(|s| s.schema)
+            .unwrap_or("users");
         let pool_settings = shop_db::PoolSettings {
             max_connections: settings.db_max_connections,
             ..Default::default()
@@ -72,7 +74,11 @@ impl Application {
 
         let listener = shop_http::bind(&state.settings.http).await?;
         let (router, _) = router(state.clone(), &state.settings.http);
-        Ok(Self { listener, router, state })
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -150,7 +156,10 @@ async fn seed_admin(state: &AppState) -> anyhow::Result<()> {
         tracing::warn!("no admin password configured (SHOP_ADMIN__PASSWORD): no admin seeded");
         return Ok(());
     };
-    let hash = state.passwords.hash(SecretString::from(password.expose_secret().to_owned())).await?;
+    let hash = state
+        .passwords
+        .hash(SecretString::from(password.expose_secret().to_owned()))
+        .await?;
     sqlx::query(
         "INSERT INTO users (id, email, name, password_hash, roles)
          VALUES ($1, $2, 'Administrator', $3, ARRAY['customer', 'admin'])

@@ -73,8 +73,15 @@ impl Default for Settings {
                 signing_key_pem: None,
                 previous_key_files: Vec::new(),
             },
-            admin: AdminSettings { email: "admin@shop.local".to_owned(), password: None },
-            throttle: ThrottleSettings { max_failures: 5, window_secs: 15 * 60, lockout_secs: 15 * 60 },
+            admin: AdminSettings {
+                email: "admin@shop.local".to_owned(),
+                password: None,
+            },
+            throttle: ThrottleSettings {
+                max_failures: 5,
+                window_secs: 15 * 60,
+                lockout_secs: 15 * 60,
+            },
             max_concurrent_hashes: 0,
         }
     }

@@ -18,12 +18,25 @@ pub fn normalize_email(raw: &str) -> String {
 /// spaces, and a domain of dot-separated labels of letters, digits and hyphens.
 pub fn email_error(field: &str, raw: &str) -> Option<FieldError> {
     let email = normalize_email(raw);
-    let invalid = || Some(FieldError::new(field, "invalid_format", "must be an e-mail address"));
+    let invalid = || {
+        Some(FieldError::new(
+            field,
+            "invalid_format",
+            "must be an e-mail address",
+        ))
+    };
     if email.len() > 254 {
-        return Some(FieldError::new(field, "too_long", "must be at most 254 characters"));
+        return Some(FieldError::new(
+            field,
+            "too_long",
+            "must be at most 254 characters",
+        ));
     }
-    let Some((local, domain)) = email.split_once('@') else { return invalid() };
-    if local.is_empty() || local.len() > 64 || local.chars().any(|c| c.is_whitespace() || c == '@') {
+    let Some((local, domain)) = email.split_once('@') else {
+        return invalid();
+    };
+    if local.is_empty() || local.len() > 64 || local.chars().any(|c| c.is_whitespace() || c == '@')
+    {
         return invalid();
     }
     let labels: Vec<&str> = domain.split('.').collect();
@@ -49,7 +62,11 @@ fn password_error(field: &str, password: &SecretString) -> Option<FieldError> {
             format!("must be at least {MIN_PASSWORD_CHARS} characters"),
         ))
     } else if chars > MAX_PASSWORD_CHARS {
-        Some(FieldError::new(field, "too_long", format!("must be at most {MAX_PASSWORD_CHARS} characters")))
+        Some(FieldError::new(
+            field,
+            "too_long",
+            format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+        ))
     } else {
         None
     }
@@ -77,7 +94,11 @@ impl Validate for RegisterRequest {
         if name.is_empty() {
             errors.push(FieldError::new("name", "required", "must not be empty"));
         } else if name.chars().count() > MAX_NAME_CHARS {
-            errors.push(FieldError::new("name", "too_long", format!("must be at most {MAX_NAME_CHARS} characters")));
+            errors.push(FieldError::new(
+                "name",
+                "too_long",
+                format!("must be at most {MAX_NAME_CHARS} characters"),
+            ));
         }
         errors
     }
@@ -103,7 +124,11 @@ impl Validate for LoginRequest {
         if chars == 0 {
             errors.push(FieldError::new("password", "required", "must not be empty"));
         } else if chars > MAX_PASSWORD_CHARS {
-            errors.push(FieldError::new("password", "too_long", format!("must be at most {MAX_PASSWORD_CHARS} characters")));
+            errors.push(FieldError::new(
+                "password",
+                "too_long",
+                format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+            ));
         }
         errors
     }
@@ -122,9 +147,17 @@ impl Validate for RefreshRequest {
     fn validate(&self) -> Vec<FieldError> {
         let token = self.refresh_token.expose_secret();
         if token.is_empty() {
-            vec![FieldError::new("refresh_token", "required", "must not be empty")]
+            vec![FieldError::new(
+                "refresh_token",
+                "required",
+                "must not be empty",
+            )]
         } else if token.len() > 200 {
-            vec![FieldError::new("refresh_token", "too_long", "is not a refresh token")]
+            vec![FieldError::new(
+                "refresh_token",
+                "too_long",
+                "is not a refresh token",
+            )]
         } else {
             Vec::new()
         }
@@ -137,10 +170,24 @@ mod tests {
 
     #[test]
     fn plausible_addresses_pass_and_others_do_not() {
-        for ok in ["ada@example.com", " Ada.Lovelace+shop@Mail.Example.ORG ", "a@b.co"] {
+        for ok in [
+            "ada@example.com",
+            " Ada.Lovelace+shop@Mail.Example.ORG ",
+            "a@b.co",
+        ] {
             assert!(email_error("email", ok).is_none(), "{ok} should pass");
         }
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@exa_mple.com", "ada@-x.com", "a@b@c.com"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@exa_mple.com",
+            "ada@-x.com",
+            "a@b@c.com",
+        ] {
             assert!(email_error("email", bad).is_some(), "{bad:?} should fail");
         }
     }
@@ -152,7 +199,11 @@ mod tests {
             password: SecretString::from("short"),
             name: "  ".into(),
         };
-        let fields: Vec<_> = req.validate().into_iter().map(|e| (e.field, e.code)).collect();
+        let fields: Vec<_> = req
+            .validate()
+            .into_iter()
+            .map(|e| (e.field, e.code))
+            .collect();
         assert_eq!(
             fields,
             [

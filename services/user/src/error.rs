@@ -35,10 +35,12 @@ impl IntoResponse for Error {
         let detail = self.to_string();
         let problem = match self {
             Error::EmailTaken => Problem::conflict(detail),
-            Error::InvalidCredentials => {
-                Problem::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "Login failed.")
-                    .with_detail(detail)
-            }
+            Error::InvalidCredentials => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-credentials",
+                "Login failed.",
+            )
+            .with_detail(detail),
             Error::Throttled { retry_after_secs } => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "login-throttled",

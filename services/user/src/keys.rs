@@ -69,12 +69,22 @@ impl SigningKeys {
         let mut keys = vec![current_jwk];
         for pem in previous {
             let jwk = if pem.contains("PRIVATE KEY") {
-                Jwk::from_encoding_key(&EncodingKey::from_ed_pem(pem.as_bytes())?, Algorithm::EdDSA)?
+                Jwk::from_encoding_key(
+                    &EncodingKey::from_ed_pem(pem.as_bytes())?,
+                    Algorithm::EdDSA,
+                )?
             } else {
-                Jwk::from_decoding_key(&DecodingKey::from_ed_pem(pem.as_bytes())?, Some(Algorithm::EdDSA))?
+                Jwk::from_decoding_key(
+                    &DecodingKey::from_ed_pem(pem.as_bytes())?,
+                    Some(Algorithm::EdDSA),
+                )?
             };
             let (old_kid, jwk) = with_kid(jwk)?;
-            if old_kid != kid && keys.iter().all(|k| k.common.key_id.as_deref() != Some(&old_kid)) {
+            if old_kid != kid
+                && keys
+                    .iter()
+                    .all(|k| k.common.key_id.as_deref() != Some(&old_kid))
+            {
                 keys.push(jwk);
             }
         }
@@ -104,7 +114,10 @@ impl SigningKeys {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &self.key)?;
-        Ok(AccessToken { token, expires_in: self.access_ttl_secs })
+        Ok(AccessToken {
+            token,
+            expires_in: self.access_ttl_secs,
+        })
     }
 
     /// The public keys, current first, as served at `/.well-known/jwks.json`.
@@ -135,14 +148,18 @@ fn with_kid(mut jwk: Jwk) -> anyhow::Result<(String, Jwk)> {
 /// An Ed25519 private key is just 32 random bytes; RFC 8410 wraps them in a fixed
 /// 16-byte PKCS#8 v1 prefix (the form `openssl genpkey -algorithm ed25519` writes).
 pub fn generate_pem() -> anyhow::Result<SecretString> {
-    const PKCS8_ED25519_PREFIX: [u8; 16] =
-        [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    const PKCS8_ED25519_PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
     let mut der = PKCS8_ED25519_PREFIX.to_vec();
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     der.extend_from_slice(&seed);
     let body = base64::engine::general_purpose::STANDARD.encode(&der);
-    Ok(SecretString::from(format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")))
+    Ok(SecretString::from(format!(
+        "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
+    )))
 }
 
 #[cfg(test)]
@@ -159,7 +176,10 @@ mod tests {
         let claims = keys.verifier().verify(&token.token).await.unwrap();
         assert_eq!(claims.sub, user);
         assert_eq!(claims.exp - claims.iat, 900);
-        assert_eq!(keys.jwks().keys[0].common.key_id.as_deref(), Some(keys.current_kid()));
+        assert_eq!(
+            keys.jwks().keys[0].common.key_id.as_deref(),
+            Some(keys.current_kid())
+        );
     }
 
     #[tokio::test]

@@ -27,7 +27,9 @@ impl Passwords {
     /// `max_concurrent` hashes at once; 0 means one per core.
     pub fn new(max_concurrent: usize) -> anyhow::Result<Self> {
         let permits = if max_concurrent == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
         } else {
             max_concurrent
         };
@@ -37,7 +39,10 @@ impl Passwords {
             .hash_password(&random)
             .map_err(|e| anyhow::anyhow!("hashing the dummy password: {e}"))?
             .to_string();
-        Ok(Self { permits: Arc::new(Semaphore::new(permits)), dummy_hash: dummy.into() })
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(permits)),
+            dummy_hash: dummy.into(),
+        })
     }
 
     /// The PHC string of a new password.
@@ -54,12 +59,18 @@ impl Passwords {
 
     /// Whether `password` matches `hash`; with no hash (unknown account) it does the
     /// same work against the dummy and answers false.
-    pub async fn verify(&self, password: SecretString, hash: Option<String>) -> anyhow::Result<bool> {
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        hash: Option<String>,
+    ) -> anyhow::Result<bool> {
         let _permit = self.permits.acquire().await?;
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = tokio::task::spawn_blocking(move || {
-            argon2().verify_password(password.expose_secret().as_bytes(), hash.as_str()).is_ok()
+            argon2()
+                .verify_password(password.expose_secret().as_bytes(), hash.as_str())
+                .is_ok()
         })
         .await?;
         Ok(known && matches)
@@ -73,15 +84,39 @@ mod tests {
     #[tokio::test]
     async fn a_hash_verifies_its_password_and_no_other() {
         let passwords = Passwords::new(1).unwrap();
-        let hash = passwords.hash(SecretString::from("correct horse battery")).await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert!(passwords.verify(SecretString::from("correct horse battery"), Some(hash.clone())).await.unwrap());
-        assert!(!passwords.verify(SecretString::from("correct horse battery!"), Some(hash)).await.unwrap());
+        let hash = passwords
+            .hash(SecretString::from("correct horse battery"))
+            .await
+            .unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(
+            passwords
+                .verify(
+                    SecretString::from("correct horse battery"),
+                    Some(hash.clone())
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify(SecretString::from("correct horse battery!"), Some(hash))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
     async fn an_unknown_account_never_verifies() {
         let passwords = Passwords::new(1).unwrap();
-        assert!(!passwords.verify(SecretString::from("anything at all"), None).await.unwrap());
+        assert!(
+            !passwords
+                .verify(SecretString::from("anything at all"), None)
+                .await
+                .unwrap()
+        );
     }
 }

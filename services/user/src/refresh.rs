@@ -15,7 +15,10 @@ const PREFIX: &str = "rt_";
 fn new_token() -> Result<(SecretString, Vec<u8>)> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let token = format!("{PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let token = format!(
+        "{PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
     let hash = hash(&token);
     Ok((SecretString::from(token), hash))
 }
@@ -25,11 +28,20 @@ fn hash(token: &str) -> Vec<u8> {
 }
 
 /// Starts a new family (a login) and returns its first token.
-pub async fn start_family(conn: &mut PgConnection, user_id: Uuid, ttl_secs: i64) -> Result<SecretString> {
+pub async fn start_family(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    ttl_secs: i64,
+) -> Result<SecretString> {
     insert(conn, Uuid::now_v7(), user_id, ttl_secs).await
 }
 
-async fn insert(conn: &mut PgConnection, family_id: Uuid, user_id: Uuid, ttl_secs: i64) -> Result<SecretString> {
+async fn insert(
+    conn: &mut PgConnection,
+    family_id: Uuid,
+    user_id: Uuid,
+    ttl_secs: i64,
+) -> Result<SecretString> {
     let (token, token_hash) = new_token()?;
     sqlx::query(
         "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at)
@@ -55,7 +67,11 @@ struct Stored {
 }
 
 /// Spends `presented` and returns its user and the next token of the family.
-pub async fn rotate(db: &PgPool, presented: &SecretString, ttl_secs: i64) -> Result<(Uuid, SecretString)> {
+pub async fn rotate(
+    db: &PgPool,
+    presented: &SecretString,
+    ttl_secs: i64,
+) -> Result<(Uuid, SecretString)> {
     let mut tx = db.begin().await?;
     // FOR UPDATE: two concurrent refreshes with one token are serialized, and the
     // second sees the token spent, exactly like a replay.
@@ -67,7 +83,9 @@ pub async fn rotate(db: &PgPool, presented: &SecretString, ttl_secs: i64) -> Res
     .bind(hash(presented.expose_secret()))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(stored) = stored else { return Err(Error::InvalidRefreshToken) };
+    let Some(stored) = stored else {
+        return Err(Error::InvalidRefreshToken);
+    };
     if stored.revoked || stored.expired {
         return Err(Error::InvalidRefreshToken);
     }
@@ -95,10 +113,11 @@ pub async fn rotate(db: &PgPool, presented: &SecretString, ttl_secs: i64) -> Res
 /// logging out twice is not an error.
 pub async fn logout(db: &PgPool, presented: &SecretString) -> Result<u64> {
     let mut tx = db.begin().await?;
-    let family: Option<Uuid> = sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
-        .bind(hash(presented.expose_secret()))
-        .fetch_optional(&mut *tx)
-        .await?;
+    let family: Option<Uuid> =
+        sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(hash(presented.expose_secret()))
+            .fetch_optional(&mut *tx)
+            .await?;
     let revoked = match family {
         Some(family_id) => revoke_family(&mut tx, family_id).await?,
         None => 0,
@@ -108,9 +127,11 @@ pub async fn logout(db: &PgPool, presented: &SecretString) -> Result<u64> {
 }
 
 async fn revoke_family(conn: &mut PgConnection, family_id: Uuid) -> Result<u64> {
-    let done = sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL")
-        .bind(family_id)
-        .execute(conn)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(family_id)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected())
 }

@@ -17,7 +17,9 @@ pub async fn check(db: &PgPool, email: &str) -> Result<()> {
     .fetch_optional(db)
     .await?;
     match remaining {
-        Some(secs) => Err(Error::Throttled { retry_after_secs: secs.ceil().max(1.0) as u64 }),
+        Some(secs) => Err(Error::Throttled {
+            retry_after_secs: secs.ceil().max(1.0) as u64,
+        }),
         None => Ok(()),
     }
 }
@@ -54,6 +56,9 @@ pub async fn record_failure(db: &PgPool, email: &str, settings: &ThrottleSetting
 
 /// A successful login forgets past failures.
 pub async fn clear(db: &PgPool, email: &str) -> Result<()> {
-    sqlx::query("DELETE FROM login_failures WHERE email = $1").bind(email).execute(db).await?;
+    sqlx::query("DELETE FROM login_failures WHERE email = $1")
+        .bind(email)
+        .execute(db)
+        .await?;
     Ok(())
 }

@@ -92,7 +92,10 @@ impl StackConfig {
     pub fn local(repo_root: &Path, bin_dir: PathBuf) -> Self {
         let data_dir = repo_root.join(".data");
         Self {
-            log: LogConfig { stdout: true, file: Some(data_dir.join("logs").join("stack.log")) },
+            log: LogConfig {
+                stdout: true,
+                file: Some(data_dir.join("logs").join("stack.log")),
+            },
             data_dir,
             bin_dir,
             work_dir: repo_root.to_path_buf(),
@@ -107,7 +110,11 @@ impl StackConfig {
 
     /// For tests: every service on free ports, data in `data_dir` (which the caller
     /// removes), JSON logs to `<data_dir>/stack.log`.
-    pub fn ephemeral(data_dir: &Path, bin_dir: PathBuf, work_dir: PathBuf) -> std::io::Result<Self> {
+    pub fn ephemeral(
+        data_dir: &Path,
+        bin_dir: PathBuf,
+        work_dir: PathBuf,
+    ) -> std::io::Result<Self> {
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             bin_dir,
@@ -115,7 +122,10 @@ impl StackConfig {
             ports: Ports::free()?,
             services: services::all_names(),
             database: "shop".into(),
-            log: LogConfig { stdout: false, file: Some(data_dir.join("stack.log")) },
+            log: LogConfig {
+                stdout: false,
+                file: Some(data_dir.join("stack.log")),
+            },
             log_format: "json".into(),
             ephemeral: true,
             health_timeout: Duration::from_secs(60),

@@ -29,10 +29,16 @@ pub fn service_env(spec: &ServiceSpec, ctx: &EnvContext<'_>) -> Vec<(String, Str
         ("SHOP_SERVICE_NAME".to_owned(), spec.name.to_owned()),
         ("SHOP_HOST".to_owned(), "127.0.0.1".to_owned()),
         ("SHOP_PORT".to_owned(), ports.service(spec.name).to_string()),
-        ("SHOP_NATS_URL".to_owned(), format!("nats://127.0.0.1:{}", ports.nats)),
+        (
+            "SHOP_NATS_URL".to_owned(),
+            format!("nats://127.0.0.1:{}", ports.nats),
+        ),
         (
             "SHOP_AUTH__JWKS_URL".to_owned(),
-            format!("http://127.0.0.1:{}/.well-known/jwks.json", ports.service("user")),
+            format!(
+                "http://127.0.0.1:{}/.well-known/jwks.json",
+                ports.service("user")
+            ),
         ),
         ("LOG_FORMAT".to_owned(), ctx.log_format.to_owned()),
     ];
@@ -50,10 +56,16 @@ pub fn service_env(spec: &ServiceSpec, ctx: &EnvContext<'_>) -> Vec<(String, Str
         ));
     }
     if spec.name == "user" {
-        env.push(("SHOP_JWT__SIGNING_KEY_FILE".to_owned(), ctx.signing_key.display().to_string()));
+        env.push((
+            "SHOP_JWT__SIGNING_KEY_FILE".to_owned(),
+            ctx.signing_key.display().to_string(),
+        ));
     }
     if NEEDS_UPSTREAMS.contains(&spec.name) {
-        for upstream in SERVICES.iter().filter(|s| s.name != "gateway" && s.name != spec.name) {
+        for upstream in SERVICES
+            .iter()
+            .filter(|s| s.name != "gateway" && s.name != spec.name)
+        {
             env.push((
                 format!("SHOP_UPSTREAMS__{}", upstream.name.to_uppercase()),
                 format!("http://127.0.0.1:{}", ports.service(upstream.name)),
@@ -77,7 +89,9 @@ mod tests {
             signing_key: Path::new("/repo/.data/keys/jwt-signing.pem"),
             log_format: "pretty",
         };
-        service_env(service(name).unwrap(), &ctx).into_iter().collect()
+        service_env(service(name).unwrap(), &ctx)
+            .into_iter()
+            .collect()
     }
 
     #[test]
@@ -92,7 +106,10 @@ mod tests {
             "postgres://catalog_svc:catalog_svc-local-password@127.0.0.1:54329/shop"
         );
         assert_eq!(env["SHOP_NATS_URL"], "nats://127.0.0.1:4222");
-        assert_eq!(env["SHOP_AUTH__JWKS_URL"], "http://127.0.0.1:8081/.well-known/jwks.json");
+        assert_eq!(
+            env["SHOP_AUTH__JWKS_URL"],
+            "http://127.0.0.1:8081/.well-known/jwks.json"
+        );
         assert_eq!(env["LOG_FORMAT"], "pretty");
         assert!(!env.contains_key("SHOP_JWT__SIGNING_KEY_FILE"));
         assert!(!env.contains_key("SHOP_UPSTREAMS__USER"));
@@ -100,7 +117,10 @@ mod tests {
 
     #[test]
     fn only_the_user_service_gets_the_signing_key() {
-        assert_eq!(env_of("user")["SHOP_JWT__SIGNING_KEY_FILE"], "/repo/.data/keys/jwt-signing.pem");
+        assert_eq!(
+            env_of("user")["SHOP_JWT__SIGNING_KEY_FILE"],
+            "/repo/.data/keys/jwt-signing.pem"
+        );
     }
 
     #[test]
@@ -110,6 +130,9 @@ mod tests {
         assert_eq!(env["SHOP_PORT"], "8080");
         assert_eq!(env["SHOP_UPSTREAMS__USER"], "http://127.0.0.1:8081");
         assert_eq!(env["SHOP_UPSTREAMS__SHIPPING"], "http://127.0.0.1:8086");
-        assert_eq!(env_of("order")["SHOP_UPSTREAMS__CATALOG"], "http://127.0.0.1:8082");
+        assert_eq!(
+            env_of("order")["SHOP_UPSTREAMS__CATALOG"],
+            "http://127.0.0.1:8082"
+        );
     }
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::{EncodePrivateKey as _, LineEnding};
+use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 
 /// Writes a new Ed25519 key as PKCS#8 PEM (mode 0600) unless `path` exists.
 /// Returns whether it made one.
@@ -20,7 +21,9 @@ pub fn ensure_signing_key(path: &Path) -> anyhow::Result<bool> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
     let key = SigningKey::from_bytes(&secret);
-    let pem = key.to_pkcs8_pem(LineEnding::LF).context("encoding the signing key")?;
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .context("encoding the signing key")?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -46,7 +49,11 @@ mod tests {
         let first = std::fs::read_to_string(&path).unwrap();
         assert!(!ensure_signing_key(&path).unwrap());
 
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "kept, not replaced");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            first,
+            "kept, not replaced"
+        );
         assert!(first.starts_with("-----BEGIN PRIVATE KEY-----"));
         SigningKey::from_pkcs8_pem(&first).unwrap();
     }

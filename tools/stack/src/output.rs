@@ -58,14 +58,23 @@ impl Output {
             }
             None => None,
         };
-        Ok(Output { inner: Arc::new(Inner { stdout, color, file }) })
+        Ok(Output {
+            inner: Arc::new(Inner {
+                stdout,
+                color,
+                file,
+            }),
+        })
     }
 
     /// One line of a process's output.
     pub fn line(&self, process: &str, line: &str) {
         let plain = format!("{process:<WIDTH$} | {line}\n");
         let colored = self.inner.color.then(|| {
-            format!("\x1b[{}m{process:<WIDTH$} |\x1b[0m {line}\n", color_of(process))
+            format!(
+                "\x1b[{}m{process:<WIDTH$} |\x1b[0m {line}\n",
+                color_of(process)
+            )
         });
         self.write(colored.as_deref().unwrap_or(&plain), &plain);
     }
@@ -132,9 +141,15 @@ pub fn boxed(title: &str, lines: &[String]) -> String {
         .chain([title.chars().count() + 2])
         .max()
         .unwrap_or(0);
-    let mut out = format!("╭─ {title} {}╮\n", "─".repeat(width - title.chars().count() - 1));
+    let mut out = format!(
+        "╭─ {title} {}╮\n",
+        "─".repeat(width - title.chars().count() - 1)
+    );
     for line in lines {
-        out.push_str(&format!("│ {line}{} │\n", " ".repeat(width - line.chars().count())));
+        out.push_str(&format!(
+            "│ {line}{} │\n",
+            " ".repeat(width - line.chars().count())
+        ));
     }
     out.push_str(&format!("╰{}╯\n", "─".repeat(width + 2)));
     out
@@ -146,7 +161,10 @@ mod tests {
 
     #[test]
     fn every_line_of_a_box_is_as_wide_as_the_others() {
-        let text = boxed("the shop is up", &["short".into(), "a much longer line here".into()]);
+        let text = boxed(
+            "the shop is up",
+            &["short".into(), "a much longer line here".into()],
+        );
         let widths: Vec<usize> = text.lines().map(|l| l.chars().count()).collect();
         assert_eq!(widths.len(), 4);
         assert!(widths.iter().all(|w| *w == widths[0]), "{text}");

@@ -20,13 +20,41 @@ impl ServiceSpec {
 
 /// Every process of the shop, in start order (the gateway last: it fronts the others).
 pub const SERVICES: &[ServiceSpec] = &[
-    ServiceSpec { name: "user", binary: "shop-user", default_port: 8081 },
-    ServiceSpec { name: "catalog", binary: "shop-catalog", default_port: 8082 },
-    ServiceSpec { name: "inventory", binary: "shop-inventory", default_port: 8083 },
-    ServiceSpec { name: "order", binary: "shop-order", default_port: 8084 },
-    ServiceSpec { name: "payment", binary: "shop-payment", default_port: 8085 },
-    ServiceSpec { name: "shipping", binary: "shop-shipping", default_port: 8086 },
-    ServiceSpec { name: "gateway", binary: "shop-gateway", default_port: 8080 },
+    ServiceSpec {
+        name: "user",
+        binary: "shop-user",
+        default_port: 8081,
+    },
+    ServiceSpec {
+        name: "catalog",
+        binary: "shop-catalog",
+        default_port: 8082,
+    },
+    ServiceSpec {
+        name: "inventory",
+        binary: "shop-inventory",
+        default_port: 8083,
+    },
+    ServiceSpec {
+        name: "order",
+        binary: "shop-order",
+        default_port: 8084,
+    },
+    ServiceSpec {
+        name: "payment",
+        binary: "shop-payment",
+        default_port: 8085,
+    },
+    ServiceSpec {
+        name: "shipping",
+        binary: "shop-shipping",
+        default_port: 8086,
+    },
+    ServiceSpec {
+        name: "gateway",
+        binary: "shop-gateway",
+        default_port: 8080,
+    },
 ];
 
 /// Looks a service up by name.
@@ -46,7 +74,11 @@ mod tests {
     #[test]
     fn every_service_with_data_is_known_to_shop_db() {
         for db in shop_db::SERVICES {
-            assert!(service(db.service).is_some(), "{} has no process", db.service);
+            assert!(
+                service(db.service).is_some(),
+                "{} has no process",
+                db.service
+            );
         }
         assert_eq!(service("gateway").and_then(|g| g.db()), None);
     }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use shop_testkit::{NatsOptions, NatsServer, PgOptions, PgServer, Process, ProcessOptions, StopSignal};
+use shop_testkit::{
+    NatsOptions, NatsServer, PgOptions, PgServer, Process, ProcessOptions, StopSignal,
+};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection as _, Executor as _, PgConnection};
 use tokio::sync::mpsc;
@@ -52,7 +54,14 @@ impl std::fmt::Debug for Stack {
         f.debug_struct("Stack")
             .field("data_dir", &self.config.data_dir)
             .field("ports", &self.config.ports)
-            .field("services", &self.services.iter().map(|s| s.spec.name).collect::<Vec<_>>())
+            .field(
+                "services",
+                &self
+                    .services
+                    .iter()
+                    .map(|s| s.spec.name)
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -78,7 +87,9 @@ impl Stack {
         let specs = config
             .services
             .iter()
-            .map(|name| services::service(name).with_context(|| format!("no service named {name:?}")))
+            .map(|name| {
+                services::service(name).with_context(|| format!("no service named {name:?}"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         preflight(&config, &specs)?;
         std::fs::create_dir_all(&config.data_dir)
@@ -109,6 +120,10 @@ impl Stack {
         let ports = self.config.ports.clone();
         let data = self.config.data_dir.clone();
         let ephemeral = self.config.ephemeral;
+        if !data.join("pg").join("PG_VERSION").exists() {
+            self.output
+                .say("first run: creating a new Postgres cluster (initdb)");
+        }
         self.output.say(&format!(
             "starting Postgres on 127.0.0.1:{} and NATS on 127.0.0.1:{} (data in {})",
             ports.postgres,
@@ -189,7 +204,9 @@ impl Stack {
             log_format: &self.config.log_format,
         };
         let mut command = std::process::Command::new(self.config.bin_dir.join(spec.binary));
-        command.current_dir(&self.config.work_dir).envs(service_env(spec, &ctx));
+        command
+            .current_dir(&self.config.work_dir)
+            .envs(service_env(spec, &ctx));
         if spec.db().is_none() {
             command.env_remove("SHOP_DATABASE_URL");
         }
@@ -209,6 +226,13 @@ impl Stack {
             process.pid(),
             self.base_url(spec.name)
         ));
+        // For `stack down` after a launcher and its watchdogs were killed hard.
+        let run_dir = self.config.data_dir.join("run");
+        std::fs::create_dir_all(&run_dir)?;
+        std::fs::write(
+            run_dir.join(format!("{}.pid", spec.name)),
+            format!("{}\n", process.pid()),
+        )?;
         self.watch(spec.name, process.exited());
         self.services.push(RunningService { spec, process });
         Ok(())
@@ -228,8 +252,13 @@ impl Stack {
         let task = tokio::spawn(async move {
             let status = exited.await;
             if !stopping.load(Ordering::SeqCst) {
-                output.alert(&format!("{name} exited ({status}); everything else keeps running"));
-                let _ = exits.send(Exit { process: name, status });
+                output.alert(&format!(
+                    "{name} exited ({status}); everything else keeps running"
+                ));
+                let _ = exits.send(Exit {
+                    process: name,
+                    status,
+                });
             }
         });
         self.watchers.push(task.abort_handle());
@@ -256,7 +285,8 @@ impl Stack {
                 let url = format!("{}/healthz", self.base_url(service.spec.name));
                 match client.get(&url).send().await {
                     Ok(response) if response.status() == reqwest::StatusCode::OK => {
-                        self.output.say(&format!("{} is healthy", service.spec.name));
+                        self.output
+                            .say(&format!("{} is healthy", service.spec.name));
                     }
                     _ => still.push(service),
                 }
@@ -272,7 +302,11 @@ impl Stack {
                     .collect();
                 anyhow::bail!(
                     "not healthy within {timeout:?}: {}. Their last lines:\n{}",
-                    pending.iter().map(|s| s.spec.name).collect::<Vec<_>>().join(", "),
+                    pending
+                        .iter()
+                        .map(|s| s.spec.name)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     report.join("\n")
                 );
             }
@@ -297,7 +331,10 @@ impl Stack {
 
     /// The superuser on the stack's database.
     pub fn pg_admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{}", self.config.ports.postgres, self.config.database)
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{}",
+            self.config.ports.postgres, self.config.database
+        )
     }
 
     pub fn nats_url(&self) -> String {
@@ -330,7 +367,11 @@ impl Stack {
         let found = match process {
             "postgres" => self.postgres.as_ref().map(PgServer::process),
             "nats" => self.nats.as_ref().map(NatsServer::process),
-            name => self.services.iter().find(|s| s.spec.name == name).map(|s| &s.process),
+            name => self
+                .services
+                .iter()
+                .find(|s| s.spec.name == name)
+                .map(|s| &s.process),
         };
         found.map(|p| p.log_tail(lines))
     }
@@ -352,6 +393,9 @@ impl Stack {
         while let Some(stopped) = stopping.join_next().await {
             if let Ok((name, status)) = stopped {
                 self.output.say(&format!("{name} stopped ({status})"));
+                let _ = std::fs::remove_file(
+                    self.config.data_dir.join("run").join(format!("{name}.pid")),
+                );
             }
         }
         if let Some(nats) = self.nats.take() {
@@ -400,10 +444,11 @@ async fn ensure_database(server_admin_url: &str, database: &str) -> anyhow::Resu
     let mut admin = PgConnection::connect(server_admin_url)
         .await
         .context("connecting to Postgres as the superuser")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(database)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
         let create = format!("CREATE DATABASE {}", shop_db::quote_ident(database));
         admin
@@ -413,6 +458,35 @@ async fn ensure_database(server_admin_url: &str, database: &str) -> anyhow::Resu
     }
     let _ = admin.close().await;
     Ok(())
+}
+
+/// Stops whatever a stack on `data_dir` left running when its launcher and the
+/// watchdogs were killed hard (a plain SIGKILL to the launcher leaves nothing: the
+/// watchdogs stop everything). Returns a line per process stopped.
+pub async fn stop_orphans(data_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut stopped = Vec::new();
+    for spec in services::SERVICES {
+        let pid_file = data_dir.join("run").join(format!("{}.pid", spec.name));
+        let Ok(text) = std::fs::read_to_string(&pid_file) else {
+            continue;
+        };
+        if let Ok(pid) = text.trim().parse() {
+            let grace = Duration::from_secs(15);
+            if shop_testkit::process::stop_pid(pid, spec.binary, StopSignal::Terminate, grace)
+                .await?
+            {
+                stopped.push(format!("stopped {} left running (pid {pid})", spec.name));
+            }
+        }
+        let _ = std::fs::remove_file(pid_file);
+    }
+    if let Some(pid) = shop_testkit::nats::stop_orphan(&data_dir.join("nats.pid")).await? {
+        stopped.push(format!("stopped a nats-server left running (pid {pid})"));
+    }
+    if let Some(pid) = shop_testkit::postgres::stop_orphan(&data_dir.join("pg")).await? {
+        stopped.push(format!("stopped a Postgres left running (pid {pid})"));
+    }
+    Ok(stopped)
 }
 
 /// A client for our own processes on 127.0.0.1: never through a proxy.

@@ -49,7 +49,13 @@ async fn register(
     .bind(password_hash)
     .fetch_one(&state.db)
     .await
-    .map_err(|e| if violates(&e, "users_email_key") { Error::EmailTaken } else { e.into() })?;
+    .map_err(|e| {
+        if violates(&e, "users_email_key") {
+            Error::EmailTaken
+        } else {
+            e.into()
+        }
+    })?;
     tracing::info!(user_id = %user.id, "user registered");
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -119,16 +125,21 @@ async fn refresh_tokens(
     State(state): State<AppState>,
     Valid(Json(req)): Valid<Json<RefreshRequest>>,
 ) -> Result<Json<TokenPair>> {
-    let (user_id, next) =
-        refresh::rotate(&state.db, &req.refresh_token, state.settings.jwt.refresh_ttl_secs).await?;
+    let (user_id, next) = refresh::rotate(
+        &state.db,
+        &req.refresh_token,
+        state.settings.jwt.refresh_ttl_secs,
+    )
+    .await?;
     // Roles are read afresh so a promotion or demotion shows in the next token.
-    let roles: Option<Roles> = sqlx::query_scalar::<_, Vec<String>>("SELECT roles FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(&state.db)
-        .await?
-        .map(Roles::try_from)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let roles: Option<Roles> =
+        sqlx::query_scalar::<_, Vec<String>>("SELECT roles FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&state.db)
+            .await?
+            .map(Roles::try_from)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))?;
     let roles = roles.ok_or(Error::InvalidRefreshToken)?;
     token_pair(&state, user_id, roles.0, next)
 }
@@ -153,7 +164,12 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn token_pair(state: &AppState, user_id: Uuid, roles: Vec<Role>, refresh: SecretString) -> Result<Json<TokenPair>> {
+fn token_pair(
+    state: &AppState,
+    user_id: Uuid,
+    roles: Vec<Role>,
+    refresh: SecretString,
+) -> Result<Json<TokenPair>> {
     let access = state.keys.issue(user_id, roles)?;
     Ok(Json(TokenPair {
         access_token: access.token,

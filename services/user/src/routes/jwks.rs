@@ -23,5 +23,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     // Verifiers cache the set; five minutes keeps a rotation quick to propagate.
-    ([(header::CACHE_CONTROL, "public, max-age=300")], axum::Json(state.keys.jwks().clone()))
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(state.keys.jwks().clone()),
+    )
 }

@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(me)).routes(routes!(list_users))
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(list_users))
 }
 
 /// The caller's own account.
@@ -27,7 +29,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 404, description = "The account no longer exists.", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn me(State(state): State<AppState>, Authenticated(claims): Authenticated) -> Result<Json<User>> {
+async fn me(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Json<User>> {
     let user: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
     )))

@@ -9,7 +9,9 @@ use crate::helpers::{PASSWORD, error_fields, problem, spawn_app, spawn_app_with}
 async fn registering_with_valid_data_creates_a_customer() {
     let app = spawn_app().await;
 
-    let response = app.register("  Ada@Example.COM ", PASSWORD, "Ada Lovelace").await;
+    let response = app
+        .register("  Ada@Example.COM ", PASSWORD, "Ada Lovelace")
+        .await;
 
     assert_eq!(response.status(), StatusCode::CREATED);
     let user: Value = response.json().await.unwrap();
@@ -17,22 +19,39 @@ async fn registering_with_valid_data_creates_a_customer() {
     assert_eq!(user["name"], "Ada Lovelace");
     assert_eq!(user["roles"], json!(["customer"]));
     assert!(user.get("password_hash").is_none());
-    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users.users WHERE email = 'ada@example.com'")
-        .fetch_one(app.db.admin_pool())
-        .await
-        .unwrap();
-    assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "OWASP argon2id parameters: {stored}");
+    let stored: String =
+        sqlx::query_scalar("SELECT password_hash FROM users.users WHERE email = 'ada@example.com'")
+            .fetch_one(app.db.admin_pool())
+            .await
+            .unwrap();
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "OWASP argon2id parameters: {stored}"
+    );
 }
 
 #[tokio::test]
 async fn registering_an_email_twice_is_a_conflict_whatever_its_case() {
     let app = spawn_app().await;
-    assert_eq!(app.register("ada@example.com", PASSWORD, "Ada").await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.register("ada@example.com", PASSWORD, "Ada")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
 
-    let body = problem(app.register("ADA@example.com", PASSWORD, "Other Ada").await, StatusCode::CONFLICT).await;
+    let body = problem(
+        app.register("ADA@example.com", PASSWORD, "Other Ada").await,
+        StatusCode::CONFLICT,
+    )
+    .await;
 
     assert_eq!(body["type"], "urn:shop:problem:conflict");
-    assert_eq!(app.count("users").await, 2, "the admin and the first Ada only");
+    assert_eq!(
+        app.count("users").await,
+        2,
+        "the admin and the first Ada only"
+    );
 }
 
 #[tokio::test]
@@ -40,14 +59,46 @@ async fn registering_with_bad_input_is_refused_and_writes_nothing() {
     let app = spawn_app().await;
     let before = app.count("users").await;
     let cases: Vec<(Value, StatusCode, Vec<&str>)> = vec![
-        (json!({"email": "not-an-email", "password": PASSWORD, "name": "A"}), StatusCode::UNPROCESSABLE_ENTITY, vec!["email"]),
-        (json!({"email": "a@example.com", "password": "short", "name": "A"}), StatusCode::UNPROCESSABLE_ENTITY, vec!["password"]),
-        (json!({"email": "a@example.com", "password": PASSWORD, "name": "   "}), StatusCode::UNPROCESSABLE_ENTITY, vec!["name"]),
-        (json!({"email": "bad", "password": "x", "name": ""}), StatusCode::UNPROCESSABLE_ENTITY, vec!["email", "password", "name"]),
-        (json!({"email": "a@example.com", "password": PASSWORD}), StatusCode::UNPROCESSABLE_ENTITY, vec!["name"]),
-        (json!({"email": "a@example.com", "password": PASSWORD, "name": "A", "roles": ["admin"]}), StatusCode::UNPROCESSABLE_ENTITY, vec!["roles"]),
-        (json!({"email": 42, "password": PASSWORD, "name": "A"}), StatusCode::UNPROCESSABLE_ENTITY, vec!["email"]),
-        (json!("not an object"), StatusCode::UNPROCESSABLE_ENTITY, vec![""]),
+        (
+            json!({"email": "not-an-email", "password": PASSWORD, "name": "A"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["email"],
+        ),
+        (
+            json!({"email": "a@example.com", "password": "short", "name": "A"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["password"],
+        ),
+        (
+            json!({"email": "a@example.com", "password": PASSWORD, "name": "   "}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["name"],
+        ),
+        (
+            json!({"email": "bad", "password": "x", "name": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["email", "password", "name"],
+        ),
+        (
+            json!({"email": "a@example.com", "password": PASSWORD}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["name"],
+        ),
+        (
+            json!({"email": "a@example.com", "password": PASSWORD, "name": "A", "roles": ["admin"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["roles"],
+        ),
+        (
+            json!({"email": 42, "password": PASSWORD, "name": "A"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["email"],
+        ),
+        (
+            json!("not an object"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec![""],
+        ),
     ];
     for (body, status, fields) in cases {
         let response = app.post_json("/api/v1/auth/register", &body).await;
@@ -57,16 +108,38 @@ async fn registering_with_bad_input_is_refused_and_writes_nothing() {
 
     let url = app.url("/api/v1/auth/register");
     let valid = r#"{"email": "a@example.com", "password": "correct horse battery", "name": "A"}"#;
-    let wrong_type = app.client.post(&url).header("content-type", "text/plain").body(valid).send().await.unwrap();
+    let wrong_type = app
+        .client
+        .post(&url)
+        .header("content-type", "text/plain")
+        .body(valid)
+        .send()
+        .await
+        .unwrap();
     problem(wrong_type, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
     let no_type = app.client.post(&url).body(valid).send().await.unwrap();
     problem(no_type, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
-    let broken = app.client.post(&url).header("content-type", "application/json").body("{\"email\":").send().await.unwrap();
+    let broken = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"email\":")
+        .send()
+        .await
+        .unwrap();
     problem(broken, StatusCode::BAD_REQUEST).await;
     let huge = json!({"email": "a@example.com", "password": PASSWORD, "name": "x".repeat(100_000)});
-    problem(app.post_json("/api/v1/auth/register", &huge).await, StatusCode::PAYLOAD_TOO_LARGE).await;
+    problem(
+        app.post_json("/api/v1/auth/register", &huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
 
-    assert_eq!(app.count("users").await, before, "no refused request wrote a user");
+    assert_eq!(
+        app.count("users").await,
+        before,
+        "no refused request wrote a user"
+    );
 }
 
 #[tokio::test]
@@ -87,7 +160,10 @@ async fn logging_in_returns_a_bearer_pair() {
         .fetch_one(app.db.admin_pool())
         .await
         .unwrap();
-    assert_eq!(stored_as_hash, 1, "the refresh token is stored as its SHA-256 only");
+    assert_eq!(
+        stored_as_hash, 1,
+        "the refresh token is stored as its SHA-256 only"
+    );
 }
 
 #[tokio::test]
@@ -95,8 +171,16 @@ async fn a_wrong_password_and_an_unknown_account_get_the_same_answer() {
     let app = spawn_app().await;
     app.register("ada@example.com", PASSWORD, "Ada").await;
 
-    let wrong = problem(app.login("ada@example.com", "wrong password!").await, StatusCode::UNAUTHORIZED).await;
-    let unknown = problem(app.login("nobody@example.com", PASSWORD).await, StatusCode::UNAUTHORIZED).await;
+    let wrong = problem(
+        app.login("ada@example.com", "wrong password!").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let unknown = problem(
+        app.login("nobody@example.com", PASSWORD).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 
     assert_eq!(wrong["type"], "urn:shop:problem:invalid-credentials");
     assert_eq!(wrong["detail"], unknown["detail"]);
@@ -107,16 +191,33 @@ async fn a_wrong_password_and_an_unknown_account_get_the_same_answer() {
 async fn logging_in_with_bad_input_is_refused() {
     let app = spawn_app().await;
     let cases = [
-        (json!({"email": "nope", "password": PASSWORD}), vec!["email"]),
-        (json!({"email": "a@example.com", "password": ""}), vec!["password"]),
+        (
+            json!({"email": "nope", "password": PASSWORD}),
+            vec!["email"],
+        ),
+        (
+            json!({"email": "a@example.com", "password": ""}),
+            vec!["password"],
+        ),
         (json!({"email": "a@example.com"}), vec!["password"]),
-        (json!({"email": "a@example.com", "password": PASSWORD, "remember": true}), vec!["remember"]),
+        (
+            json!({"email": "a@example.com", "password": PASSWORD, "remember": true}),
+            vec!["remember"],
+        ),
     ];
     for (body, fields) in cases {
-        let body = problem(app.post_json("/api/v1/auth/login", &body).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let body = problem(
+            app.post_json("/api/v1/auth/login", &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
         assert_eq!(error_fields(&body), fields);
     }
-    assert_eq!(app.count("login_failures").await, 0, "refused input counts no failure");
+    assert_eq!(
+        app.count("login_failures").await,
+        0,
+        "refused input counts no failure"
+    );
 }
 
 #[tokio::test]
@@ -125,18 +226,32 @@ async fn repeated_failures_lock_the_account_with_retry_after() {
     app.register("ada@example.com", PASSWORD, "Ada").await;
 
     for _ in 0..3 {
-        problem(app.login("ada@example.com", "wrong password!").await, StatusCode::UNAUTHORIZED).await;
+        problem(
+            app.login("ada@example.com", "wrong password!").await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
     }
     let response = app.login("ada@example.com", PASSWORD).await;
 
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=900).contains(&retry_after), "Retry-After within the lockout: {retry_after}");
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=900).contains(&retry_after),
+        "Retry-After within the lockout: {retry_after}"
+    );
     let body = problem(response, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(body["type"], "urn:shop:problem:login-throttled");
     // Other accounts are not affected.
     app.register("bob@example.com", PASSWORD, "Bob").await;
-    assert_eq!(app.login("bob@example.com", PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.login("bob@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -147,12 +262,18 @@ async fn a_successful_login_resets_the_failure_count() {
     for _ in 0..2 {
         app.login("ada@example.com", "wrong password!").await;
     }
-    assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
     for _ in 0..2 {
         app.login("ada@example.com", "wrong password!").await;
     }
 
-    assert_eq!(app.login("ada@example.com", PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -166,21 +287,46 @@ async fn refreshing_spends_the_token_and_returns_a_new_pair() {
     let pair: Value = response.json().await.unwrap();
     let next = pair["refresh_token"].as_str().unwrap();
     assert_ne!(next, customer.refresh_token);
-    let me = app.get_with_token("/api/v1/users/me", pair["access_token"].as_str().unwrap()).await;
+    let me = app
+        .get_with_token("/api/v1/users/me", pair["access_token"].as_str().unwrap())
+        .await;
     assert_eq!(me.status(), StatusCode::OK);
-    assert_eq!(app.refresh(next).await.status(), StatusCode::OK, "the new token works once");
+    assert_eq!(
+        app.refresh(next).await.status(),
+        StatusCode::OK,
+        "the new token works once"
+    );
 }
 
 #[tokio::test]
 async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
     let app = spawn_app().await;
     let customer = app.customer().await;
-    let other_login = app.login(&customer.email, PASSWORD).await.json::<Value>().await.unwrap();
-    let first: Value = app.refresh(&customer.refresh_token).await.json().await.unwrap();
-    let second: Value = app.refresh(first["refresh_token"].as_str().unwrap()).await.json().await.unwrap();
+    let other_login = app
+        .login(&customer.email, PASSWORD)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let first: Value = app
+        .refresh(&customer.refresh_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = app
+        .refresh(first["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
 
     // An attacker replays the first, already spent token.
-    let replay = problem(app.refresh(&customer.refresh_token).await, StatusCode::UNAUTHORIZED).await;
+    let replay = problem(
+        app.refresh(&customer.refresh_token).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 
     assert_eq!(replay["type"], "urn:shop:problem:invalid-refresh-token");
     let latest = second["refresh_token"].as_str().unwrap();
@@ -193,11 +339,19 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
 #[tokio::test]
 async fn refreshing_with_an_unknown_or_malformed_token_is_refused() {
     let app = spawn_app().await;
-    problem(app.refresh("rt_not-a-real-token").await, StatusCode::UNAUTHORIZED).await;
+    problem(
+        app.refresh("rt_not-a-real-token").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     let empty = problem(app.refresh("").await, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(error_fields(&empty), ["refresh_token"]);
     let extra = json!({"refresh_token": "rt_x", "user_id": "someone"});
-    let body = problem(app.post_json("/api/v1/auth/refresh", &extra).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let body = problem(
+        app.post_json("/api/v1/auth/refresh", &extra).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(error_fields(&body), ["user_id"]);
     assert_eq!(app.count("refresh_tokens").await, 0);
 }
@@ -211,8 +365,20 @@ async fn logging_out_revokes_the_refresh_token() {
     let response = app.post_json("/api/v1/auth/logout", &body).await;
 
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    problem(app.refresh(&customer.refresh_token).await, StatusCode::UNAUTHORIZED).await;
-    assert_eq!(app.post_json("/api/v1/auth/logout", &body).await.status(), StatusCode::NO_CONTENT, "twice is fine");
-    let bad = problem(app.post_json("/api/v1/auth/logout", &json!({})).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    problem(
+        app.refresh(&customer.refresh_token).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(
+        app.post_json("/api/v1/auth/logout", &body).await.status(),
+        StatusCode::NO_CONTENT,
+        "twice is fine"
+    );
+    let bad = problem(
+        app.post_json("/api/v1/auth/logout", &json!({})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(error_fields(&bad), ["refresh_token"]);
 }

@@ -49,7 +49,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 /// Starts an instance on an existing database (e.g. a second replica, or a restart).
 pub async fn start(db: TestDatabase, settings: Settings) -> TestApp {
     shop_telemetry::init_for_tests();
-    let signing_key = settings.jwt.signing_key_pem.clone().expect("tests configure a key");
+    let signing_key = settings
+        .jwt
+        .signing_key_pem
+        .clone()
+        .expect("tests configure a key");
     let app = Application::build(settings).await.expect("the app builds");
     let port = app.port();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -94,24 +98,45 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get_with_token(&self, path: &str, token: &str) -> Response {
-        self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn register(&self, email: &str, password: &str, name: &str) -> Response {
-        self.post_json("/api/v1/auth/register", &json!({"email": email, "password": password, "name": name}))
-            .await
+        self.post_json(
+            "/api/v1/auth/register",
+            &json!({"email": email, "password": password, "name": name}),
+        )
+        .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post_json("/api/v1/auth/login", &json!({"email": email, "password": password})).await
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.post_json("/api/v1/auth/refresh", &json!({"refresh_token": refresh_token})).await
+        self.post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
     }
 
     /// Registers a fresh customer and logs them in.
@@ -139,10 +164,12 @@ impl TestApp {
 
     /// Counts rows of a table in the service's schema, as the admin sees them.
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM users.{table}")))
-            .fetch_one(self.db.admin_pool())
-            .await
-            .unwrap()
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM users.{table}"
+        )))
+        .fetch_one(self.db.admin_pool())
+        .await
+        .unwrap()
     }
 }
 
@@ -150,7 +177,8 @@ impl TestApp {
 pub async fn problem(response: Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status);
     assert_eq!(
-        response.headers()["content-type"], "application/problem+json",
+        response.headers()["content-type"],
+        "application/problem+json",
         "a refusal is problem+json"
     );
     let body: Value = response.json().await.unwrap();
@@ -163,6 +191,11 @@ pub async fn problem(response: Response, status: StatusCode) -> Value {
 pub fn error_fields(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()
-        .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_owned()).collect())
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -12,7 +12,15 @@ async fn health_and_readiness_answer() {
 
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    let ready: Value = app.client.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"]["postgres"], "ok");
 }
@@ -21,9 +29,18 @@ async fn health_and_readiness_answer() {
 async fn metrics_count_requests_by_route_pattern() {
     let app = spawn_app().await;
     let customer = app.customer().await;
-    app.get_with_token("/api/v1/users/me", &customer.access_token).await;
+    app.get_with_token("/api/v1/users/me", &customer.access_token)
+        .await;
 
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
 
     assert!(text.contains("http_server_requests_total{"), "{text}");
     assert!(text.contains(r#"route="/api/v1/users/me""#));
@@ -35,7 +52,15 @@ async fn metrics_count_requests_by_route_pattern() {
 async fn the_openapi_document_lists_every_route() {
     let app = spawn_app().await;
 
-    let doc: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
 
     assert_eq!(doc["openapi"], "3.1.0");
     for path in [
@@ -49,17 +74,29 @@ async fn the_openapi_document_lists_every_route() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
-    assert!(docs.text().await.unwrap().contains("swagger"), "Swagger UI is served");
+    assert!(
+        docs.text().await.unwrap().contains("swagger"),
+        "Swagger UI is served"
+    );
 }
 
 #[tokio::test]
 async fn request_ids_are_echoed_or_made_up() {
     let app = spawn_app().await;
 
-    let given = app.client.get(app.url("/healthz")).header("x-request-id", "req-123").send().await.unwrap();
+    let given = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "req-123")
+        .send()
+        .await
+        .unwrap();
     let made = app.client.get(app.url("/healthz")).send().await.unwrap();
 
     assert_eq!(given.headers()["x-request-id"], "req-123");
@@ -70,6 +107,22 @@ async fn request_ids_are_echoed_or_made_up() {
 async fn unknown_routes_and_methods_are_problems() {
     let app = spawn_app().await;
 
-    problem(app.client.get(app.url("/api/v1/nothing")).send().await.unwrap(), StatusCode::NOT_FOUND).await;
-    problem(app.client.get(app.url("/api/v1/auth/login")).send().await.unwrap(), StatusCode::METHOD_NOT_ALLOWED).await;
+    problem(
+        app.client
+            .get(app.url("/api/v1/nothing"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        app.client
+            .get(app.url("/api/v1/auth/login"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
 }

@@ -10,7 +10,9 @@ async fn me_returns_the_caller() {
     let app = spawn_app().await;
     let customer = app.customer().await;
 
-    let response = app.get_with_token("/api/v1/users/me", &customer.access_token).await;
+    let response = app
+        .get_with_token("/api/v1/users/me", &customer.access_token)
+        .await;
 
     assert_eq!(response.status(), StatusCode::OK);
     let me: Value = response.json().await.unwrap();
@@ -23,16 +25,34 @@ async fn me_without_a_valid_token_is_unauthorized() {
     let app = spawn_app().await;
     let customer = app.customer().await;
 
-    let none = app.client.get(app.url("/api/v1/users/me")).send().await.unwrap();
+    let none = app
+        .client
+        .get(app.url("/api/v1/users/me"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(none.headers()["www-authenticate"], r#"Bearer realm="shop""#);
     problem(none, StatusCode::UNAUTHORIZED).await;
-    problem(app.get_with_token("/api/v1/users/me", "garbage").await, StatusCode::UNAUTHORIZED).await;
+    problem(
+        app.get_with_token("/api/v1/users/me", "garbage").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     let mut tampered = customer.access_token.clone();
     tampered.insert_str(tampered.rfind('.').unwrap() + 1, "AAAA");
-    problem(app.get_with_token("/api/v1/users/me", &tampered).await, StatusCode::UNAUTHORIZED).await;
+    problem(
+        app.get_with_token("/api/v1/users/me", &tampered).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     // A token from another issuer's key (another deployment) is not ours.
     let stranger = spawn_app().await.customer().await;
-    problem(app.get_with_token("/api/v1/users/me", &stranger.access_token).await, StatusCode::UNAUTHORIZED).await;
+    problem(
+        app.get_with_token("/api/v1/users/me", &stranger.access_token)
+            .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -41,9 +61,17 @@ async fn an_expired_token_is_refused() {
     let app = spawn_app_with(|s| s.jwt.access_ttl_secs = -120).await;
     let customer = app.customer().await;
 
-    let body = problem(app.get_with_token("/api/v1/users/me", &customer.access_token).await, StatusCode::UNAUTHORIZED).await;
+    let body = problem(
+        app.get_with_token("/api/v1/users/me", &customer.access_token)
+            .await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
 
-    assert!(body["detail"].as_str().unwrap().contains("expired"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -54,19 +82,34 @@ async fn the_admin_lists_users_page_by_page() {
     }
     let admin = app.admin().await;
 
-    let first: Value = app.get_with_token("/api/v1/users?limit=2", &admin.access_token).await.json().await.unwrap();
+    let first: Value = app
+        .get_with_token("/api/v1/users?limit=2", &admin.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
     let after = first["next_after"].as_str().expect("a next page");
     let second: Value = app
-        .get_with_token(&format!("/api/v1/users?limit=2&after={after}"), &admin.access_token)
+        .get_with_token(
+            &format!("/api/v1/users?limit=2&after={after}"),
+            &admin.access_token,
+        )
         .await
         .json()
         .await
         .unwrap();
 
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
-    assert_eq!(second["items"].as_array().unwrap().len(), 2, "4 users: admin + 3 customers");
+    assert_eq!(
+        second["items"].as_array().unwrap().len(),
+        2,
+        "4 users: admin + 3 customers"
+    );
     assert!(second.get("next_after").is_none(), "the last page says so");
-    assert_eq!(first["items"][0]["roles"], serde_json::json!(["customer", "admin"]));
+    assert_eq!(
+        first["items"][0]["roles"],
+        serde_json::json!(["customer", "admin"])
+    );
 }
 
 #[tokio::test]
@@ -75,12 +118,32 @@ async fn listing_users_needs_the_admin_role_and_valid_parameters() {
     let customer = app.customer().await;
     let admin = app.admin().await;
 
-    problem(app.client.get(app.url("/api/v1/users")).send().await.unwrap(), StatusCode::UNAUTHORIZED).await;
-    let forbidden = problem(app.get_with_token("/api/v1/users", &customer.access_token).await, StatusCode::FORBIDDEN).await;
+    problem(
+        app.client
+            .get(app.url("/api/v1/users"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let forbidden = problem(
+        app.get_with_token("/api/v1/users", &customer.access_token)
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
     assert_eq!(forbidden["type"], "urn:shop:problem:forbidden");
-    for (query, field) in [("limit=0", "limit"), ("limit=101", "limit"), ("limit=ten", "limit"), ("after=not-a-uuid", "after"), ("sort=email", "sort")] {
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("after=not-a-uuid", "after"),
+        ("sort=email", "sort"),
+    ] {
         let body = problem(
-            app.get_with_token(&format!("/api/v1/users?{query}"), &admin.access_token).await,
+            app.get_with_token(&format!("/api/v1/users?{query}"), &admin.access_token)
+                .await,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
