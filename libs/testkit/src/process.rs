@@ -207,14 +207,18 @@ impl Process {
                 command.get_program().to_string_lossy()
             )
         })?;
+        // Every forwarding thread holds a clone of `forwarded`; when all have ended the
+        // channel disconnects, which tells the waiting thread the output is complete.
+        let (forwarded, output_done) = std::sync::mpsc::channel::<()>();
         if let (LogSink::Lines(sink), Tail::Ring(ring)) = (&options.log, &tail) {
             if let Some(out) = child.stdout.take() {
-                forward_lines(&name, out, sink.clone(), ring.clone());
+                forward_lines(&name, out, sink.clone(), ring.clone(), forwarded.clone());
             }
             if let Some(err) = child.stderr.take() {
-                forward_lines(&name, err, sink.clone(), ring.clone());
+                forward_lines(&name, err, sink.clone(), ring.clone(), forwarded.clone());
             }
         }
+        drop(forwarded);
         let pid = Pid::from_child(&child);
         let (watchdog, lifeline) = match start_watchdog(pid, &options) {
             Ok(started) => started,
@@ -233,6 +237,9 @@ impl Process {
                 // `wait` on our own child can only fail if someone else reaped it.
                 let status = child.wait().unwrap_or_default();
                 disarm_watchdog(&disarm);
+                // Let its last words reach the log before anyone hears it died (bounded:
+                // a grandchild may hold the pipes open).
+                let _ = output_done.recv_timeout(Duration::from_millis(500));
                 exit_tx.send_replace(Some(status));
             })
             .context("starting a thread to wait for the process")?;
@@ -356,10 +363,12 @@ fn forward_lines(
     stream: impl Read + Send + 'static,
     sink: LineFn,
     ring: Arc<Mutex<VecDeque<String>>>,
+    done: std::sync::mpsc::Sender<()>,
 ) {
     let spawned = std::thread::Builder::new()
         .name(format!("log-{name}"))
         .spawn(move || {
+            let _done = done;
             let mut reader = BufReader::new(stream);
             let mut buf = Vec::new();
             loop {

@@ -7,10 +7,15 @@ use std::path::Path;
 use anyhow::Context as _;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+use ed25519_dalek::pkcs8::KeypairBytes;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 
 /// Writes a new Ed25519 key as PKCS#8 PEM (mode 0600) unless `path` exists.
 /// Returns whether it made one.
+///
+/// The PEM holds the private key only (PKCS#8 v1, what `openssl genpkey -algorithm
+/// ed25519` writes): jsonwebtoken reads no other form (`Jwk::from_encoding_key` wants
+/// exactly 48 bytes of DER), and ed25519-dalek's own `to_pkcs8_pem` adds the public key.
 pub fn ensure_signing_key(path: &Path) -> anyhow::Result<bool> {
     if path.exists() {
         return Ok(false);
@@ -21,9 +26,13 @@ pub fn ensure_signing_key(path: &Path) -> anyhow::Result<bool> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
     let key = SigningKey::from_bytes(&secret);
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .context("encoding the signing key")?;
+    secret.fill(0);
+    let pem = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_pem(LineEnding::LF)
+    .context("encoding the signing key")?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -56,5 +65,10 @@ mod tests {
         );
         assert!(first.starts_with("-----BEGIN PRIVATE KEY-----"));
         SigningKey::from_pkcs8_pem(&first).unwrap();
+        let parsed = KeypairBytes::from_pkcs8_pem(&first).unwrap();
+        assert!(
+            parsed.public_key.is_none(),
+            "the v1 form, the one jsonwebtoken reads"
+        );
     }
 }

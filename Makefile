@@ -1,0 +1,46 @@
+# The shop's everyday commands; `make` alone lists them.
+# Needs a Rust toolchain, PostgreSQL's server binaries and nats-server
+# (Debian: apt-get install postgresql nats-server). No Docker.
+
+CARGO ?= cargo
+TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
+STACK := $(TARGET_DIR)/debug/stack
+
+.DEFAULT_GOAL := help
+.PHONY: help up down reset build bins test lint
+
+help:
+	@echo "make up      build, then run the whole shop here: Postgres, NATS, every service"
+	@echo "             (data in .data/, Ctrl-C stops it all; SHOP_PG_PORT moves Postgres off 54329)"
+	@echo "make down    stop a running 'make up' (from another terminal)"
+	@echo "make reset   down, then delete .data/ (a fresh database next time)"
+	@echo "make build   build every crate and test"
+	@echo "make test    every test; the integration tests start their own Postgres and NATS"
+	@echo "make lint    rustfmt check and clippy, warnings are errors"
+
+up: bins
+	$(STACK) up
+
+down: $(STACK)
+	$(STACK) down
+
+reset: $(STACK)
+	$(STACK) reset
+
+# Only when missing: `down` must not wait for a build of the whole workspace.
+$(STACK):
+	$(CARGO) build -p shop-stack --bin stack
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+bins:
+	$(CARGO) build --workspace --bins
+
+# The e2e tests run the service binaries, which `cargo test` does not build for them.
+test: bins
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
