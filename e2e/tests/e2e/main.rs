@@ -2,6 +2,7 @@
 //! and the gateway, with a real Postgres and a real NATS.
 
 mod health;
+mod user_flow;
 
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use secrecy::{ExposeSecret as _, SecretString};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions as _};
 
 /// One service's slice of the database: the schema it owns and the role it logs in as.
@@ -63,16 +63,44 @@ pub fn local_password(role: &str) -> SecretString {
 }
 
 /// Creates (or brings up to date) every service's role and schema in the database
-/// that `admin` is connected to. Safe to run any number of times, also concurrently:
-/// roles that exist keep existing and only get their password and search path reset.
+/// that `admin` is connected to. Safe to run any number of times, also concurrently
+/// (several replicas' init jobs, parallel tests): runs are serialized by a
+/// an advisory lock on the database, and role updates that collide with a bootstrap
+/// of another database on the same server are retried. Roles that exist keep existing and only get
+/// their password and search path reset.
 ///
 /// `admin` must be a superuser (or a role with CREATEROLE that owns the database).
 pub async fn bootstrap(
     admin: &PgPool,
     password_for: impl Fn(&ServiceDb) -> SecretString,
 ) -> anyhow::Result<()> {
+    let mut conn = admin.acquire().await.context("connecting as the admin")?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(BOOTSTRAP_LOCK)
+        .execute(&mut *conn)
+        .await
+        .context("taking the bootstrap lock")?;
+    let outcome = bootstrap_locked(&mut conn, password_for).await;
+    // Unlock even after a failure; if this fails too, closing the connection does it.
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(BOOTSTRAP_LOCK)
+        .execute(&mut *conn)
+        .await;
+    if unlocked.is_err() {
+        conn.detach();
+    }
+    outcome
+}
+
+/// The advisory lock key of the bootstrap ("shopboot" in ASCII).
+const BOOTSTRAP_LOCK: i64 = 0x73686f70_626f6f74;
+
+async fn bootstrap_locked(
+    admin: &mut PgConnection,
+    password_for: impl Fn(&ServiceDb) -> SecretString,
+) -> anyhow::Result<()> {
     let database: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(admin)
+        .fetch_one(&mut *admin)
         .await
         .context("reading the current database name")?;
     let db_ident = quote_ident(&database);
@@ -82,11 +110,11 @@ pub async fn bootstrap(
     sqlx::raw_sql(AssertSqlSafe(format!(
         "REVOKE ALL ON DATABASE {db_ident} FROM PUBLIC"
     )))
-    .execute(admin)
+    .execute(&mut *admin)
     .await
     .context("revoking default database privileges")?;
     sqlx::raw_sql("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-        .execute(admin)
+        .execute(&mut *admin)
         .await
         .context("revoking default privileges on schema public")?;
 
@@ -108,20 +136,40 @@ pub async fn bootstrap(
             format!("GRANT CONNECT, TEMPORARY ON DATABASE {db_ident} TO {role}"),
         ];
         for sql in &statements {
-            sqlx::raw_sql(AssertSqlSafe(sql.as_str()))
-                .execute(admin)
+            execute_retrying(&mut *admin, sql)
                 .await
                 .with_context(|| format!("bootstrapping role {role}"))?;
         }
-        create_schema(admin, schema, role).await?;
+        create_schema(&mut *admin, schema, role).await?;
         tracing::debug!(service = svc.service, schema, role, "schema and role ready");
     }
     Ok(())
 }
 
-async fn create_schema(admin: &PgPool, schema: &str, role: &str) -> anyhow::Result<()> {
+/// Roles live in the cluster, not in a database, while advisory locks are scoped to
+/// a database: bootstraps of two databases on one server (parallel tests) can still
+/// update one role at once, and Postgres refuses the loser with "tuple concurrently
+/// updated" (XX000). The statements are idempotent, so the loser simply tries again.
+async fn execute_retrying(admin: &mut PgConnection, sql: &str) -> Result<(), sqlx::Error> {
+    let mut attempt = 0u32;
+    loop {
+        match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *admin).await {
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("XX000")
+                    && e.message().contains("concurrently updated")
+                    && attempt < 20 =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+            }
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
+async fn create_schema(admin: &mut PgConnection, schema: &str, role: &str) -> anyhow::Result<()> {
     let sql = format!("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}");
-    match sqlx::raw_sql(AssertSqlSafe(sql)).execute(admin).await {
+    match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *admin).await {
         Ok(_) => {}
         // A concurrent bootstrap created it between the check and the insert.
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
@@ -132,13 +180,13 @@ async fn create_schema(admin: &PgPool, schema: &str, role: &str) -> anyhow::Resu
     sqlx::raw_sql(AssertSqlSafe(format!(
         "ALTER SCHEMA {schema} OWNER TO {role}"
     )))
-    .execute(admin)
+    .execute(&mut *admin)
     .await
     .with_context(|| format!("setting the owner of schema {schema}"))?;
     sqlx::raw_sql(AssertSqlSafe(format!(
         "REVOKE ALL ON SCHEMA {schema} FROM PUBLIC"
     )))
-    .execute(admin)
+    .execute(&mut *admin)
     .await
     .with_context(|| format!("closing schema {schema} to others"))?;
     Ok(())

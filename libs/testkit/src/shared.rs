@@ -218,9 +218,6 @@ pub async fn fresh_database() -> TestDatabase {
     }
 }
 
-/// The advisory lock key that serialises bootstraps on one server.
-const BOOTSTRAP_LOCK: i64 = 0x5348_4f50_4253; // "SHOPBS"
-
 async fn create_database() -> anyhow::Result<TestDatabase> {
     let pg = postgres().await;
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
@@ -239,17 +236,10 @@ async fn create_database() -> anyhow::Result<TestDatabase> {
         .await
         .with_context(|| format!("connecting to {name}"))?;
 
-    // Roles are cluster-wide: two bootstraps altering the same role at once fail with
-    // "tuple concurrently updated". An advisory lock (taken on the admin database, so
-    // every test process sharing a DATABASE_URL sees it) lets them run one at a time.
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(BOOTSTRAP_LOCK)
-        .execute(&mut admin)
-        .await
-        .context("waiting for the bootstrap lock")?;
+    // Roles are cluster-wide; shop_db::bootstrap serializes concurrent runs itself.
     let bootstrapped =
         shop_db::bootstrap(&admin_pool, |svc| shop_db::local_password(svc.role)).await;
-    let _ = admin.close().await; // ends the session, which releases the lock
+    let _ = admin.close().await;
     bootstrapped.with_context(|| format!("bootstrapping {name}"))?;
 
     Ok(TestDatabase {
