@@ -4,10 +4,13 @@
 
 CARGO ?= cargo
 TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
-STACK := $(TARGET_DIR)/debug/stack
+# `make up PROFILE=release` runs optimised binaries (what the benchmarks use).
+PROFILE ?= debug
+PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
+STACK := $(TARGET_DIR)/$(PROFILE)/stack
 
 .DEFAULT_GOAL := help
-.PHONY: help up down reset build bins test lint
+.PHONY: help up down reset build bins test lint bench
 
 help:
 	@echo "make up      build, then run the whole shop here: Postgres, NATS, every service"
@@ -17,6 +20,7 @@ help:
 	@echo "make build   build every crate and test"
 	@echo "make test    every test; the integration tests start their own Postgres and NATS"
 	@echo "make lint    rustfmt check and clippy, warnings are errors"
+	@echo "make bench   wrk load test of a running stack (start it with: make up PROFILE=release)"
 
 up: bins
 	$(STACK) up
@@ -29,17 +33,22 @@ reset: $(STACK)
 
 # Only when missing: `down` must not wait for a build of the whole workspace.
 $(STACK):
-	$(CARGO) build -p shop-stack --bin stack
+	$(CARGO) build $(PROFILE_FLAG) -p shop-stack --bin stack
 
 build:
 	$(CARGO) build --workspace --all-targets
 
 bins:
-	$(CARGO) build --workspace --bins
+	$(CARGO) build $(PROFILE_FLAG) --workspace --bins
 
 # The e2e tests run the service binaries, which `cargo test` does not build for them.
-test: bins
+test:
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+
+# Load-test the user service of a running `make up PROFILE=release` (see bench/).
+bench:
+	bench/run
 
 lint:
 	$(CARGO) fmt --all -- --check
