@@ -4,9 +4,7 @@
 //! (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`) so the stack, the
 //! launcher and the deployment manifests are complete from the start.
 
-use serde::{Deserialize, Serialize};
-use shop_http::{HttpSettings, Readiness, ServiceInfo};
-use utoipa_axum::router::OpenApiRouter;
+use shop_http::ServiceInfo;
 
 pub const INFO: ServiceInfo = ServiceInfo {
     name: "gateway",
@@ -15,27 +13,6 @@ pub const INFO: ServiceInfo = ServiceInfo {
     description: "Single entry point: routing, auth, rate limits, CORS, aggregation (not built yet).",
 };
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Settings {
-    #[serde(flatten)]
-    pub http: HttpSettings,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            http: HttpSettings::on_port(8080),
-        }
-    }
-}
-
-pub fn router(settings: &Settings) -> axum::Router {
-    let (router, _) = shop_http::app(INFO, OpenApiRouter::new(), Readiness::new(), &settings.http);
-    router
-}
-
 pub async fn main() -> anyhow::Result<()> {
-    let _telemetry = shop_telemetry::init(INFO.name)?;
-    let settings: Settings = shop_http::config::load(Settings::default())?;
-    shop_http::run(router(&settings), &settings.http).await
+    shop_http::skeleton::main(INFO, 8080, None).await
 }

@@ -9,6 +9,7 @@ pub mod observe;
 pub mod problem;
 pub mod query;
 pub mod server;
+pub mod skeleton;
 
 pub use health::{PostgresCheck, Readiness, ReadinessCheck};
 pub use json::{Json, Valid, Validate};

@@ -132,3 +132,30 @@ async fn many_fresh_databases_can_be_made_at_once() {
         .collect();
     assert_eq!(names.len(), 8);
 }
+
+#[tokio::test]
+async fn bootstrapping_again_keeps_data_and_isolation() {
+    let db = shop_testkit::fresh_database().await;
+    let mut user_svc = PgConnection::connect(&db.service_url("user"))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE users.kept (id int)")
+        .execute(&mut user_svc)
+        .await
+        .unwrap();
+
+    shop_db::bootstrap(db.admin_pool(), |svc| shop_db::local_password(svc.role))
+        .await
+        .expect("a second bootstrap succeeds");
+
+    let kept: Option<String> = sqlx::query_scalar("SELECT to_regclass('users.kept')::text")
+        .fetch_one(db.admin_pool())
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("users.kept"));
+    assert_eq!(
+        sqlstate(&mut user_svc, "SELECT 1 FROM pg_namespace, catalog.none").await.as_deref(),
+        Some("42501"),
+        "still no access to another schema"
+    );
+}
