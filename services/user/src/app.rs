@@ -8,9 +8,12 @@ use anyhow::Context as _;
 use axum::Router;
 use secrecy::{ExposeSecret as _, SecretString};
 use shop_auth::BearerAuth;
+use shop_events::connect::NatsCheck;
+use shop_events::{Consumer, Namespace, Outbox, Relay, RelayConfig};
 use shop_http::{HttpSettings, PostgresCheck, Readiness, ServiceInfo};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
@@ -18,8 +21,8 @@ use uuid::Uuid;
 use crate::config::Settings;
 use crate::keys::SigningKeys;
 use crate::password::Passwords;
-use crate::routes;
 use crate::state::AppState;
+use crate::{notifications, routes};
 
 pub const INFO: ServiceInfo = ServiceInfo {
     name: "user",
@@ -28,6 +31,9 @@ pub const INFO: ServiceInfo = ServiceInfo {
     description: "Accounts, login with argon2id passwords, EdDSA access tokens (JWKS at \
                   /.well-known/jwks.json), rotating refresh tokens with reuse detection, roles.",
 };
+
+/// The schema this service owns (see `shop_db::SERVICES`).
+pub const SCHEMA: &str = "users";
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -44,23 +50,30 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    js: async_nats::jetstream::Context,
+    ns: Namespace,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let schema = shop_db::service("user")
-            .map(|s| s.schema)
-            .unwrap_or("users");
         let pool_settings = shop_db::PoolSettings {
             max_connections: settings.db_max_connections,
             ..Default::default()
         };
-        let db = shop_db::connect_lazy(&settings.database_url, schema, &pool_settings)?;
+        let db = shop_db::connect_lazy(&settings.database_url, SCHEMA, &pool_settings)?;
         wait_for_database(&db, Duration::from_secs(30)).await?;
         sqlx::migrate!("../../migrations/user")
             .run(&db)
             .await
             .context("applying the user service's migrations")?;
+
+        let (nats, js) =
+            shop_events::connect::connect(&settings.nats_url, INFO.name, Duration::from_secs(30))
+                .await?;
+        let ns = Namespace::prefixed(settings.events_prefix.clone());
+        // This service owns the USERS stream.
+        shop_events::ensure_stream(&js, &ns, "users").await?;
+        shop_events::ensure_dead_letter_stream(&js, &ns).await?;
 
         let keys = Arc::new(SigningKeys::load(&settings.jwt)?);
         let state = AppState {
@@ -68,16 +81,22 @@ impl Application {
             verifier: keys.verifier(),
             keys,
             passwords: Passwords::new(settings.max_concurrent_hashes)?,
+            outbox: Outbox::new(ns.clone(), SCHEMA),
             settings: Arc::new(settings),
         };
         seed_admin(&state).await?;
 
         let listener = shop_http::bind(&state.settings.http).await?;
-        let (router, _) = router(state.clone(), &state.settings.http);
+        let readiness = Readiness::new()
+            .with(PostgresCheck(state.db.clone()))
+            .with(NatsCheck(nats));
+        let (router, _) = router(state.clone(), readiness, &state.settings.http);
         Ok(Self {
             listener,
             router,
             state,
+            js,
+            ns,
         })
     }
 
@@ -89,22 +108,55 @@ impl Application {
         &self.state
     }
 
+    /// Serves HTTP, and in the background relays the outbox and sends welcome
+    /// e-mails, until `shutdown`; then lets in-flight requests and events finish.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        shop_http::serve(self.listener, self.router, shutdown).await
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        };
+        let relay = Relay::new(
+            self.state.db.clone(),
+            self.js.clone(),
+            RelayConfig::new(SCHEMA),
+        );
+        let relay = tokio::spawn(relay.run(until_stopped(stopped.clone())));
+        let welcome = Consumer::new(
+            self.state.db.clone(),
+            self.js.clone(),
+            self.ns.clone(),
+            notifications::consumer_config(),
+            notifications::WelcomeMail,
+        );
+        let welcome = tokio::spawn(welcome.run(until_stopped(stopped)));
+
+        let served = shop_http::serve(self.listener, self.router, shutdown).await;
+        let _ = stop.send(true);
+        for (task, name) in [(relay, "outbox relay"), (welcome, "welcome-mail consumer")] {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "{name} failed"),
+                Err(e) => tracing::error!(error = %e, "{name} panicked"),
+            }
+        }
+        served
     }
 }
 
 /// The full HTTP app and its OpenAPI document.
-pub fn router(state: AppState, http: &HttpSettings) -> (Router, utoipa::openapi::OpenApi) {
+pub fn router(
+    state: AppState,
+    readiness: Readiness,
+    http: &HttpSettings,
+) -> (Router, utoipa::openapi::OpenApi) {
     let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::jwks::router())
-        .with_state(state.clone());
-    let readiness = Readiness::new().with(PostgresCheck(state.db.clone()));
+        .with_state(state);
     shop_http::app(INFO, api, readiness, http)
 }
 

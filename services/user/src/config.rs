@@ -15,6 +15,11 @@ pub struct Settings {
     #[serde(serialize_with = "no_secret")]
     pub database_url: SecretString,
     pub db_max_connections: u32,
+    /// NATS with JetStream.
+    pub nats_url: String,
+    /// Prefix of every stream, subject and consumer name: empty in production, unique
+    /// per test so parallel tests never see each other's events.
+    pub events_prefix: String,
     pub jwt: JwtSettings,
     pub admin: AdminSettings,
     pub throttle: ThrottleSettings,
@@ -64,6 +69,8 @@ impl Default for Settings {
             http: HttpSettings::on_port(8081),
             database_url: SecretString::from(String::new()),
             db_max_connections: 10,
+            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            events_prefix: String::new(),
             jwt: JwtSettings {
                 issuer: "http://localhost:8081".to_owned(),
                 audience: shop_auth::AUDIENCE.to_owned(),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod keys;
+pub mod notifications;
 pub mod password;
 pub mod refresh;
 pub mod routes;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use shop_auth::Verifier;
+use shop_events::Outbox;
 use sqlx::PgPool;
 
 use crate::config::Settings;
@@ -16,6 +17,7 @@ pub struct AppState {
     pub keys: Arc<SigningKeys>,
     pub verifier: Verifier,
     pub passwords: Passwords,
+    pub outbox: Outbox,
     pub settings: Arc<Settings>,
 }
 

@@ -154,7 +154,9 @@ async fn bootstrapping_again_keeps_data_and_isolation() {
         .unwrap();
     assert_eq!(kept.as_deref(), Some("users.kept"));
     assert_eq!(
-        sqlstate(&mut user_svc, "SELECT 1 FROM pg_namespace, catalog.none").await.as_deref(),
+        sqlstate(&mut user_svc, "SELECT 1 FROM pg_namespace, catalog.none")
+            .await
+            .as_deref(),
         Some("42501"),
         "still no access to another schema"
     );

@@ -4,12 +4,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
 use shop_auth::Role;
+use shop_events::Envelope;
+use shop_events::contracts::users::UserRegistered;
 use shop_http::{Json, Problem, Valid};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Roles, TokenPair, USER_COLUMNS, User};
+use crate::app::INFO;
 use crate::domain::{LoginRequest, RefreshRequest, RegisterRequest, normalize_email};
 use crate::error::{Error, Result, violates};
 use crate::state::AppState;
@@ -39,6 +42,7 @@ async fn register(
     Valid(Json(req)): Valid<Json<RegisterRequest>>,
 ) -> Result<(StatusCode, Json<User>)> {
     let password_hash = state.passwords.hash(req.password).await?;
+    let mut tx = state.db.begin().await?;
     let user: User = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO users (id, email, name, password_hash, roles)
          VALUES ($1, $2, $3, $4, ARRAY['customer']) RETURNING {USER_COLUMNS}"
@@ -47,7 +51,7 @@ async fn register(
     .bind(normalize_email(&req.email))
     .bind(req.name.trim())
     .bind(password_hash)
-    .fetch_one(&state.db)
+    .fetch_one(&mut *tx)
     .await
     .map_err(|e| {
         if violates(&e, "users_email_key") {
@@ -56,6 +60,18 @@ async fn register(
             e.into()
         }
     })?;
+    // In the same transaction: the account and its event exist together or not at all.
+    // The welcome e-mail reacts to the event later; this request does not wait for it.
+    let event = UserRegistered {
+        user_id: user.id,
+        email: user.email.clone(),
+        name: user.name.clone(),
+    };
+    state
+        .outbox
+        .enqueue(&mut tx, &Envelope::new(INFO.name, event))
+        .await?;
+    tx.commit().await?;
     tracing::info!(user_id = %user.id, "user registered");
     Ok((StatusCode::CREATED, Json(user)))
 }

@@ -140,6 +140,7 @@ async fn registering_with_bad_input_is_refused_and_writes_nothing() {
         before,
         "no refused request wrote a user"
     );
+    assert_eq!(app.count("outbox").await, 0, "nor an event");
 }
 
 #[tokio::test]
@@ -381,4 +382,41 @@ async fn logging_out_revokes_the_refresh_token() {
     )
     .await;
     assert_eq!(error_fields(&bad), ["refresh_token"]);
+}
+
+#[tokio::test]
+async fn registering_sends_a_welcome_mail_without_waiting_for_it() {
+    let app = spawn_app().await;
+
+    let response = app
+        .register("ada@example.com", PASSWORD, "Ada Lovelace")
+        .await;
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let event: (String, Vec<u8>) = sqlx::query_as("SELECT subject, payload FROM users.outbox")
+        .fetch_one(app.db.admin_pool())
+        .await
+        .unwrap();
+    assert!(event.0.ends_with("users.user.registered"), "{}", event.0);
+    let envelope: Value = serde_json::from_slice(&event.1).unwrap();
+    assert_eq!(envelope["data"]["email"], "ada@example.com");
+    assert_eq!(envelope["source"], "user");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (to, body): (String, String) = loop {
+        let mail = sqlx::query_as("SELECT to_address, body FROM users.mail_sink")
+            .fetch_optional(app.db.admin_pool())
+            .await
+            .unwrap();
+        if let Some(mail) = mail {
+            break mail;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no welcome mail within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(to, "ada@example.com");
+    assert!(body.contains("Hi Ada Lovelace"), "{body}");
 }

@@ -24,8 +24,12 @@ pub struct TestApp {
 }
 
 /// Settings for a test instance: port 0, the database's user role, a fresh key.
-pub fn test_settings(db: &TestDatabase) -> Settings {
-    let mut settings = Settings::default();
+pub async fn test_settings(db: &TestDatabase) -> Settings {
+    let mut settings = Settings {
+        nats_url: shop_testkit::nats().await.url().to_owned(),
+        events_prefix: shop_testkit::nats_prefix(),
+        ..Settings::default()
+    };
     settings.http.port = 0;
     settings.database_url = SecretString::from(db.service_url("user"));
     settings.jwt.signing_key_pem = Some(keys::generate_pem().unwrap());
@@ -41,7 +45,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let db = shop_testkit::fresh_database().await;
-    let mut settings = test_settings(&db);
+    let mut settings = test_settings(&db).await;
     configure(&mut settings);
     start(db, settings).await
 }

@@ -64,7 +64,7 @@ async fn a_key_rotation_keeps_old_tokens_valid_and_verifiers_pick_up_the_new_key
     let port = shop_testkit::free_port().unwrap();
     let before = {
         let db = shop_testkit::fresh_database().await;
-        let mut settings = test_settings(&db);
+        let mut settings = test_settings(&db).await;
         settings.http.port = port;
         start(db, settings).await
     };
@@ -82,7 +82,7 @@ async fn a_key_rotation_keeps_old_tokens_valid_and_verifiers_pick_up_the_new_key
     let old_key = before.signing_key.expose_secret().to_owned();
     let db = before.stop().await;
 
-    let mut settings = test_settings(&db);
+    let mut settings = test_settings(&db).await;
     settings.http.port = port;
     let old_key_file = tempfile_with(&old_key);
     settings.jwt.previous_key_files = vec![old_key_file.path().to_owned()];

@@ -23,6 +23,7 @@ async fn health_and_readiness_answer() {
         .unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"]["postgres"], "ok");
+    assert_eq!(ready["checks"]["nats"], "ok");
 }
 
 #[tokio::test]

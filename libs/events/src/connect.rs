@@ -1,0 +1,60 @@
+//! Connecting to NATS: a client that keeps reconnecting forever (a broker restart must
+//! not kill a service), the JetStream context, and the readiness check.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use shop_http::health::{CheckFuture, ReadinessCheck};
+
+/// Connects (retrying until `deadline`) and returns the client and its JetStream
+/// context. Publishes that get no ack within 5 s fail, so the outbox relay notices an
+/// outage quickly and backs off.
+pub async fn connect(
+    url: &str,
+    name: &str,
+    deadline: Duration,
+) -> anyhow::Result<(async_nats::Client, jetstream::Context)> {
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_millis(50);
+    let client = loop {
+        let options = async_nats::ConnectOptions::new()
+            .name(name)
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(2))
+            .event_callback(|event| async move {
+                tracing::info!(%event, "nats connection event");
+            });
+        match options.connect(url).await {
+            Ok(client) => break client,
+            Err(e) if started.elapsed() < deadline => {
+                tracing::warn!(error = %e, url, "NATS not reachable yet, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(anyhow::anyhow!("NATS at {url} stayed unreachable: {e}")),
+        }
+    };
+    let js = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build(client.clone());
+    Ok((client, js))
+}
+
+/// NATS is ready when the client is connected.
+#[derive(Clone)]
+pub struct NatsCheck(pub async_nats::Client);
+
+impl ReadinessCheck for NatsCheck {
+    fn name(&self) -> &'static str {
+        "nats"
+    }
+
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            match self.0.connection_state() {
+                async_nats::connection::State::Connected => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+    }
+}

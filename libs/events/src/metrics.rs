@@ -1,0 +1,41 @@
+//! The event backbone's Prometheus metrics (rendered by each service's `/metrics`).
+
+pub const PUBLISHED: &str = "events_published_total";
+pub const PUBLISH_DUPLICATES: &str = "events_publish_duplicates_total";
+pub const CONSUMED: &str = "events_consumed_total";
+pub const RETRIED: &str = "events_retried_total";
+pub const DEAD_LETTERED: &str = "events_dead_lettered_total";
+pub const OUTBOX_BACKLOG: &str = "outbox_backlog";
+pub const OUTBOX_OLDEST_AGE: &str = "outbox_oldest_age_seconds";
+pub const HANDLE_LAG: &str = "events_handle_lag_seconds";
+
+pub(crate) fn published(rows: usize, duplicates: usize) {
+    metrics::counter!(PUBLISHED).increment(rows as u64);
+    if duplicates > 0 {
+        metrics::counter!(PUBLISH_DUPLICATES).increment(duplicates as u64);
+    }
+}
+
+pub(crate) fn outbox_backlog(schema: &str, rows: i64, oldest_secs: f64) {
+    metrics::gauge!(OUTBOX_BACKLOG, "schema" => schema.to_owned()).set(rows as f64);
+    metrics::gauge!(OUTBOX_OLDEST_AGE, "schema" => schema.to_owned()).set(oldest_secs);
+}
+
+/// `outcome`: `handled` or `duplicate`.
+pub(crate) fn consumed(consumer: &str, kind: &str, outcome: &'static str, lag_secs: f64) {
+    metrics::counter!(CONSUMED, "consumer" => consumer.to_owned(), "type" => kind.to_owned(), "outcome" => outcome)
+        .increment(1);
+    if outcome == "handled" {
+        metrics::histogram!(HANDLE_LAG, "consumer" => consumer.to_owned()).record(lag_secs);
+    }
+}
+
+pub(crate) fn retried(consumer: &str) {
+    metrics::counter!(RETRIED, "consumer" => consumer.to_owned()).increment(1);
+}
+
+/// `reason`: `unparseable`, `unknown_type`, `rejected` or `exhausted`.
+pub(crate) fn dead_lettered(consumer: &str, reason: &'static str) {
+    metrics::counter!(DEAD_LETTERED, "consumer" => consumer.to_owned(), "reason" => reason)
+        .increment(1);
+}

@@ -1,0 +1,132 @@
+//! The JetStream streams: one per context, owned (created or updated at start-up) by
+//! the service of that context, plus the dead-letter stream.
+//!
+//! Retention and de-duplication (see `docs/events.md`): streams keep events for 7 days
+//! (a consumer can be down for a week and catch up) up to 1 GiB each, on file storage;
+//! the broker drops a message whose `Nats-Msg-Id` it has seen in the last 2 minutes,
+//! which covers a relay re-publishing a batch whose acks it lost.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+/// Every context and its stream. A context's subjects are `<context>.>`.
+pub const CONTEXTS: &[(&str, &str)] = &[
+    ("users", "USERS"),
+    ("catalog", "CATALOG"),
+    ("inventory", "INVENTORY"),
+    ("orders", "ORDERS"),
+    ("payments", "PAYMENTS"),
+    ("shipping", "SHIPPING"),
+];
+
+pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+pub const MAX_BYTES: i64 = 1024 * 1024 * 1024;
+pub const DEAD_LETTER_STREAM: &str = "DEAD_LETTERS";
+/// Dead letters are kept longer: someone has to look at them.
+pub const DEAD_LETTER_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Where names live: the empty namespace in production; tests use a unique prefix so
+/// parallel tests on one NATS never see each other's streams, subjects or consumers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespace(String);
+
+impl Namespace {
+    pub fn root() -> Self {
+        Self(String::new())
+    }
+
+    pub fn prefixed(prefix: impl Into<String>) -> Self {
+        Self(prefix.into())
+    }
+
+    /// `users.user.registered` -> `<prefix>.users.user.registered`
+    pub fn subject(&self, subject: &str) -> String {
+        if self.0.is_empty() {
+            subject.to_owned()
+        } else {
+            format!("{}.{subject}", self.0)
+        }
+    }
+
+    /// `USERS` -> `<prefix>_USERS` (stream and consumer names allow no dots)
+    pub fn name(&self, name: &str) -> String {
+        if self.0.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}_{name}", self.0)
+        }
+    }
+
+    /// The subject a consumer parks poison messages on: `dlq.<consumer>`.
+    pub fn dead_letter_subject(&self, consumer: &str) -> String {
+        self.subject(&format!("dlq.{consumer}"))
+    }
+}
+
+/// The stream of a context (`users` -> `USERS`).
+pub fn stream_of(context: &str) -> Option<&'static str> {
+    CONTEXTS
+        .iter()
+        .find(|(c, _)| *c == context)
+        .map(|(_, s)| *s)
+}
+
+/// Creates the context's stream, or brings its configuration up to date.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    context: &str,
+) -> anyhow::Result<()> {
+    let stream = stream_of(context).ok_or_else(|| anyhow::anyhow!("unknown context {context}"))?;
+    let config = stream::Config {
+        name: ns.name(stream),
+        subjects: vec![ns.subject(&format!("{context}.>"))],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        max_age: RETENTION,
+        max_bytes: MAX_BYTES,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    };
+    js.create_or_update_stream(config).await?;
+    Ok(())
+}
+
+/// Creates the dead-letter stream (`dlq.>`), or brings it up to date.
+pub async fn ensure_dead_letter_stream(
+    js: &jetstream::Context,
+    ns: &Namespace,
+) -> anyhow::Result<()> {
+    let config = stream::Config {
+        name: ns.name(DEAD_LETTER_STREAM),
+        subjects: vec![ns.subject("dlq.>")],
+        storage: stream::StorageType::File,
+        max_age: DEAD_LETTER_RETENTION,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    };
+    js.create_or_update_stream(config).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_separates_names_and_subjects() {
+        let ns = Namespace::prefixed("t1");
+        assert_eq!(
+            ns.subject("users.user.registered"),
+            "t1.users.user.registered"
+        );
+        assert_eq!(ns.name("USERS"), "t1_USERS");
+        assert_eq!(
+            Namespace::root().dead_letter_subject("welcome-mail"),
+            "dlq.welcome-mail"
+        );
+        assert_eq!(stream_of("orders"), Some("ORDERS"));
+    }
+}
