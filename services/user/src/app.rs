@@ -80,7 +80,7 @@ impl Application {
             db,
             verifier: keys.verifier(),
             keys,
-            passwords: Passwords::new(settings.max_concurrent_hashes)?,
+            passwords: Passwords::new(settings.max_concurrent_hashes).await?,
             outbox: Outbox::new(ns.clone(), SCHEMA),
             settings: Arc::new(settings),
         };
