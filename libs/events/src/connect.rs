@@ -1,10 +1,9 @@
 //! Connecting to NATS: a client that keeps reconnecting forever (a broker restart must
-//! not kill a service), the JetStream context, and the readiness check.
+//! not kill a service) and the JetStream context.
 
 use std::time::Duration;
 
 use async_nats::jetstream;
-use shop_http::health::{CheckFuture, ReadinessCheck};
 
 /// Connects (retrying until `deadline`) and returns the client and its JetStream
 /// context. Publishes that get no ack within 5 s fail, so the outbox relay notices an
@@ -38,23 +37,4 @@ pub async fn connect(
         .timeout(Duration::from_secs(5))
         .build(client.clone());
     Ok((client, js))
-}
-
-/// NATS is ready when the client is connected.
-#[derive(Clone)]
-pub struct NatsCheck(pub async_nats::Client);
-
-impl ReadinessCheck for NatsCheck {
-    fn name(&self) -> &'static str {
-        "nats"
-    }
-
-    fn check(&self) -> CheckFuture<'_> {
-        Box::pin(async move {
-            match self.0.connection_state() {
-                async_nats::connection::State::Connected => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        })
-    }
 }

@@ -44,6 +44,25 @@ impl ReadinessCheck for PostgresCheck {
     }
 }
 
+/// NATS is ready when the client is connected (it reconnects by itself).
+#[derive(Clone)]
+pub struct NatsCheck(pub async_nats::Client);
+
+impl ReadinessCheck for NatsCheck {
+    fn name(&self) -> &'static str {
+        "nats"
+    }
+
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            match self.0.connection_state() {
+                async_nats::connection::State::Connected => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+    }
+}
+
 /// All the checks of one service.
 #[derive(Clone, Default)]
 pub struct Readiness {

@@ -11,7 +11,7 @@ pub mod query;
 pub mod server;
 pub mod skeleton;
 
-pub use health::{PostgresCheck, Readiness, ReadinessCheck};
+pub use health::{NatsCheck, PostgresCheck, Readiness, ReadinessCheck};
 pub use json::{Json, Valid, Validate};
 pub use problem::{FieldError, Problem};
 pub use query::Query;
