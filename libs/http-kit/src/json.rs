@@ -97,9 +97,10 @@ fn syntax_problem(err: &serde_json::Error) -> Problem {
     Problem::bad_request(format!("the body is not valid JSON: {err}"))
 }
 
-/// serde reports a missing or unknown field at the path of the enclosing object; we
-/// want the field itself named, so the client can point at it.
-fn field_of(path: &str, message: &str) -> (String, &'static str) {
+/// The field a deserialization error is about, and its error code. serde reports a
+/// missing field at the path of the enclosing object; we want the field itself named,
+/// so the client can point at it. Shared with the `Query` extractor.
+pub(crate) fn field_of(path: &str, message: &str) -> (String, &'static str) {
     let quoted = message.split('`').nth(1).map(str::to_owned);
     let join = |name: String| {
         if path == "." || path.is_empty() {

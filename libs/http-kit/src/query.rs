@@ -4,6 +4,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use crate::json::field_of;
 use crate::problem::{FieldError, Problem};
 
 /// Query-string parameters; unknown or badly typed ones get a 422 naming them.
@@ -23,20 +24,8 @@ where
         serde_path_to_error::deserialize(de)
             .map(Query)
             .map_err(|err| {
-                let path = err.path().to_string();
                 let message = err.inner().to_string();
-                let field = if path == "." {
-                    message.split('`').nth(1).unwrap_or_default().to_owned()
-                } else {
-                    path
-                };
-                let code = if message.starts_with("unknown field") {
-                    "unknown_field"
-                } else if message.starts_with("missing field") {
-                    "required"
-                } else {
-                    "invalid_type"
-                };
+                let (field, code) = field_of(&err.path().to_string(), &message);
                 Problem::validation(vec![FieldError::new(field, code, message)])
             })
     }
