@@ -14,5 +14,5 @@ pub const INFO: ServiceInfo = ServiceInfo {
 };
 
 pub async fn main() -> anyhow::Result<()> {
-    shop_http::skeleton::main(INFO, 8080, None).await
+    shop_http::skeleton::main(INFO, 8080, shop_http::skeleton::Owns::default()).await
 }

@@ -39,3 +39,43 @@ async fn every_service_and_the_gateway_reach_their_database_and_nats() {
         failures.join("\n\n")
     );
 }
+
+#[tokio::test]
+async fn every_context_has_its_stream_created_by_its_owner() {
+    let stack = stack().await;
+    let url = format!("{}/jsz?streams=true", stack.nats_monitor_url());
+    let jsz: serde_json::Value = http().get(&url).send().await.unwrap().json().await.unwrap();
+    let mut names = Vec::new();
+    collect_names(&jsz, &mut names);
+    for stream in [
+        "USERS",
+        "CATALOG",
+        "INVENTORY",
+        "ORDERS",
+        "PAYMENTS",
+        "SHIPPING",
+        "DEAD_LETTERS",
+    ] {
+        assert!(
+            names.contains(&stream),
+            "no stream {stream} in {url}: {names:?}"
+        );
+    }
+}
+
+/// Every `"name"` in the monitoring document (streams sit under the account's
+/// `stream_detail`).
+fn collect_names<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value.as_str()) {
+                    ("name", Some(name)) => out.push(name),
+                    _ => collect_names(value, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_names(v, out)),
+        _ => {}
+    }
+}

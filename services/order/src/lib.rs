@@ -1,11 +1,12 @@
 //! The order service: orders, the checkout saga coordinator and idempotent placement.
 //!
 //! Not built out yet (see its README): today it only runs the shared operational
-//! surface (`/healthz`, `/readyz` checking its own `orders` schema's database
+//! surface (`/healthz`, `/readyz` checking NATS and its own `orders` schema's database
 //! role, `/metrics`, `/openapi.json`, `/docs`) so the stack, the launcher and the
 //! deployment manifests are complete from the start.
 
 use shop_http::ServiceInfo;
+use shop_http::skeleton::Owns;
 
 pub const INFO: ServiceInfo = ServiceInfo {
     name: "order",
@@ -14,9 +15,14 @@ pub const INFO: ServiceInfo = ServiceInfo {
     description: "orders, the checkout saga coordinator and idempotent placement (not built yet).",
 };
 
-/// The service's own schema (see `shop_db::SERVICES`).
+/// The service's own schema (see `shop_db::SERVICES`); it also owns the stream of
+/// its event context.
 pub const SCHEMA: &str = "orders";
 
 pub async fn main() -> anyhow::Result<()> {
-    shop_http::skeleton::main(INFO, 8084, Some(SCHEMA)).await
+    let owns = Owns {
+        schema: Some(SCHEMA),
+        context: Some("orders"),
+    };
+    shop_http::skeleton::main(INFO, 8084, owns).await
 }
