@@ -21,7 +21,6 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 const PRODUCERS: usize = 16;
-const CONCURRENCY: usize = 64;
 
 #[derive(Clone, Default)]
 struct Lags(Arc<Mutex<Vec<f64>>>);
@@ -103,15 +102,15 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let relay = Relay::new(pool.clone(), js.clone(), RelayConfig::new("users"));
     tokio::spawn(relay.run(until(stopped.clone())));
-    let mut config = ConsumerConfig::new("bench", "users", &[UserRegistered::TYPE]);
-    config.concurrency = CONCURRENCY;
+    let config = ConsumerConfig::new("bench", "users", &[UserRegistered::TYPE]);
+    let (batch, in_flight) = (config.batch, config.concurrency);
     let consumer = Consumer::new(pool.clone(), js.clone(), ns.clone(), config, lags.clone());
     tokio::spawn(consumer.run(until(stopped.clone())));
     wait_handled(&lags, total).await;
     let elapsed = started.elapsed();
     let rate = total as f64 / elapsed.as_secs_f64();
     println!(
-        "throughput: {total} events from outbox to consumer ack in {:.2}s: {rate:.0} events/s (one relay, one consumer, {CONCURRENCY} in flight)",
+        "throughput: {total} events from outbox to consumer ack in {:.2}s: {rate:.0} events/s (one relay; one consumer, transactions of up to {batch} events, {in_flight} in flight)",
         elapsed.as_secs_f64()
     );
 

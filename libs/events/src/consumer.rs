@@ -10,12 +10,18 @@
 //!
 //! A message is terminated only after the dead-letter stream acknowledged its copy,
 //! so even a poison message is never lost.
+//!
+//! Under load, the events that arrived together (up to `batch`) share one transaction
+//! and one commit; if any of them fails, the batch is rolled back and each event is
+//! handled again in a transaction of its own, so a failure stays with its event.
+//! Handlers therefore must write only through the transaction they are given.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, consumer::pull};
+use async_nats::jetstream::consumer::pull::{self, MessagesError};
+use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt as _;
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument as _;
@@ -82,7 +88,9 @@ pub struct ConsumerConfig {
     /// First retry delay; doubles per delivery up to `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
-    /// Messages handled at once.
+    /// Most events handled in one transaction (one commit for all of them).
+    pub batch: usize,
+    /// Transactions in flight at once.
     pub concurrency: usize,
     /// How long the broker waits for an ack before redelivering.
     pub ack_wait: Duration,
@@ -97,7 +105,8 @@ impl ConsumerConfig {
             max_deliveries: 5,
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
-            concurrency: 32,
+            batch: 64,
+            concurrency: 4,
             ack_wait: Duration::from_secs(30),
         }
     }
@@ -106,6 +115,14 @@ impl ConsumerConfig {
         let exp = u32::try_from(delivered.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
         self.backoff.saturating_mul(1 << exp).min(self.max_backoff)
     }
+}
+
+/// A message that passed the checks and awaits its handler.
+struct Received {
+    message: jetstream::Message,
+    envelope: Envelope,
+    delivered: i64,
+    span: tracing::Span,
 }
 
 /// A running consumer.
@@ -156,7 +173,7 @@ impl<H: Handler> Consumer<H> {
                     // We count deliveries ourselves and dead-letter; the broker must
                     // never silently give up on a message.
                     max_deliver: -1,
-                    max_ack_pending: (self.config.concurrency * 4) as i64,
+                    max_ack_pending: (self.config.concurrency * self.config.batch * 2) as i64,
                     filter_subject: if subjects.len() == 1 {
                         subjects[0].clone()
                     } else {
@@ -176,18 +193,51 @@ impl<H: Handler> Consumer<H> {
         let this = &self;
         messages
             .take_until(shutdown)
-            .for_each_concurrent(self.config.concurrency, |message| async move {
-                match message {
-                    Ok(message) => this.process(message).await,
-                    Err(e) => tracing::warn!(error = %e, "consumer: receiving failed"),
-                }
-            })
+            // Whatever has arrived, up to `batch`, without waiting for more: one event
+            // at a time when idle, full batches under load.
+            .ready_chunks(self.config.batch)
+            .for_each_concurrent(self.config.concurrency, |chunk| this.process_chunk(chunk))
             .await;
         tracing::info!(consumer = %durable, "consumer stopped");
         Ok(())
     }
 
-    async fn process(&self, message: jetstream::Message) {
+    /// Handles what arrived together in one transaction (one commit, one fsync, for
+    /// up to `batch` events), falling back to one transaction per event if any of them
+    /// fails, so a failure is attributed to its own event and nothing else.
+    async fn process_chunk(&self, received: Vec<Result<jetstream::Message, MessagesError>>) {
+        let mut ready = Vec::with_capacity(received.len());
+        for message in received {
+            match message {
+                Ok(message) => ready.extend(self.prepare(message).await),
+                Err(e) => tracing::warn!(error = %e, "consumer: receiving failed"),
+            }
+        }
+        if ready.len() > 1 {
+            match self.apply_batch(&ready).await {
+                Ok(outcomes) => {
+                    for (event, outcome) in ready.into_iter().zip(outcomes) {
+                        self.settle(event, Ok(outcome)).await;
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "batch failed, handling its events one by one")
+                }
+            }
+        }
+        for event in ready {
+            let outcome = self
+                .apply(&event.envelope)
+                .instrument(event.span.clone())
+                .await;
+            self.settle(event, outcome).await;
+        }
+    }
+
+    /// Opens the event's span (continuing the producer's trace) and parks what cannot
+    /// be handled: unparseable, of an unknown type or version, or already given up on.
+    async fn prepare(&self, message: jetstream::Message) -> Option<Received> {
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
         let span = tracing::info_span!(
             "event.handle",
@@ -204,70 +254,114 @@ impl<H: Handler> Consumer<H> {
                 .and_then(|h| h.get(key))
                 .map(|v| v.as_str().to_owned())
         });
-        self.process_in_span(message, delivered)
-            .instrument(span)
-            .await;
-    }
-
-    async fn process_in_span(&self, message: jetstream::Message, delivered: i64) {
-        let envelope = match Envelope::parse(&message.payload) {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                return self
-                    .dead_letter(message, delivered, "unparseable", &e.to_string())
-                    .await;
+        let refusal = match Envelope::parse(&message.payload) {
+            Err(e) => Err(("unparseable", e.to_string())),
+            Ok(envelope) => {
+                span.record("event_id", tracing::field::display(envelope.id));
+                if !self.handler.accepts(&envelope.kind, envelope.version) {
+                    let reason =
+                        format!("unknown event type {} v{}", envelope.kind, envelope.version);
+                    Err(("unknown_type", reason))
+                } else if delivered > self.config.max_deliveries {
+                    // Delivered again after we already gave up (e.g. we crashed mid-handling).
+                    Err((
+                        "exhausted",
+                        format!("still failing after {} deliveries", delivered - 1),
+                    ))
+                } else {
+                    Ok(envelope)
+                }
             }
         };
-        tracing::Span::current().record("event_id", tracing::field::display(envelope.id));
-        if !self.handler.accepts(&envelope.kind, envelope.version) {
-            let reason = format!("unknown event type {} v{}", envelope.kind, envelope.version);
-            return self
-                .dead_letter(message, delivered, "unknown_type", &reason)
-                .await;
-        }
-        if delivered > self.config.max_deliveries {
-            // Delivered again after we already gave up (e.g. we crashed mid-handling).
-            let reason = format!("still failing after {} deliveries", delivered - 1);
-            return self
-                .dead_letter(message, delivered, "exhausted", &reason)
-                .await;
-        }
-        match self.apply(&envelope).await {
-            Ok(outcome) => {
-                let lag = (chrono::Utc::now() - envelope.occurred_at).as_seconds_f64();
-                if let Err(e) = message.ack().await {
-                    // Committed already: the redelivery will be recognised as done.
-                    tracing::warn!(error = %e, "consumer: ack failed after commit");
-                }
-                metrics::consumed(&self.config.name, &envelope.kind, outcome, lag);
-            }
-            Err(HandlerError::Permanent(reason)) => {
-                self.dead_letter(message, delivered, "rejected", &reason)
+        match refusal {
+            Ok(envelope) => Some(Received {
+                message,
+                envelope,
+                delivered,
+                span,
+            }),
+            Err((kind, reason)) => {
+                self.dead_letter(message, delivered, kind, &reason)
+                    .instrument(span)
                     .await;
+                None
             }
-            Err(HandlerError::Transient(e)) if delivered >= self.config.max_deliveries => {
-                let reason = format!("failed {delivered} times, last: {e:#}");
-                self.dead_letter(message, delivered, "exhausted", &reason)
-                    .await;
-            }
-            Err(HandlerError::Transient(e)) => {
-                let delay = self.config.retry_delay(delivered);
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    retry_in_ms = delay.as_millis() as u64,
-                    "event handling failed, will retry"
-                );
-                metrics::retried(&self.config.name);
-                if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
-                    tracing::warn!(error = %e, "consumer: nak failed; the ack wait will redeliver");
+        }
+    }
+
+    /// Acks, retries or parks an event according to how handling it went.
+    async fn settle(&self, event: Received, outcome: Result<&'static str, HandlerError>) {
+        let Received {
+            message,
+            envelope,
+            delivered,
+            span,
+        } = event;
+        async move {
+            match outcome {
+                Ok(outcome) => {
+                    let lag = (chrono::Utc::now() - envelope.occurred_at).as_seconds_f64();
+                    if let Err(e) = message.ack().await {
+                        // Committed already: the redelivery will be recognised as done.
+                        tracing::warn!(error = %e, "consumer: ack failed after commit");
+                    }
+                    metrics::consumed(&self.config.name, &envelope.kind, outcome, lag);
+                }
+                Err(HandlerError::Permanent(reason)) => {
+                    self.dead_letter(message, delivered, "rejected", &reason).await;
+                }
+                Err(HandlerError::Transient(e)) if delivered >= self.config.max_deliveries => {
+                    let reason = format!("failed {delivered} times, last: {e:#}");
+                    self.dead_letter(message, delivered, "exhausted", &reason).await;
+                }
+                Err(HandlerError::Transient(e)) => {
+                    let delay = self.config.retry_delay(delivered);
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "event handling failed, will retry"
+                    );
+                    metrics::retried(&self.config.name);
+                    if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                        tracing::warn!(error = %e, "consumer: nak failed; the ack wait will redeliver");
+                    }
                 }
             }
         }
+        .instrument(span)
+        .await;
+    }
+
+    /// Several events, their handlers and processed-event records, in one transaction.
+    async fn apply_batch(&self, events: &[Received]) -> Result<Vec<&'static str>, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            let outcome = self
+                .apply_in(&mut tx, &event.envelope)
+                .instrument(event.span.clone())
+                .await?;
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     /// The handler and the processed-event record, in one transaction.
     async fn apply(&self, envelope: &Envelope) -> Result<&'static str, HandlerError> {
         let mut tx = self.pool.begin().await?;
+        let outcome = self.apply_in(&mut tx, envelope).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Records the event as processed and runs the handler, unless it was processed
+    /// before: then it is a duplicate and changes nothing.
+    async fn apply_in(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &Envelope,
+    ) -> Result<&'static str, HandlerError> {
         let first_time = sqlx::query(
             "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
@@ -280,8 +374,7 @@ impl<H: Handler> Consumer<H> {
         if !first_time {
             return Ok("duplicate");
         }
-        self.handler.handle(&mut tx, envelope).await?;
-        tx.commit().await?;
+        self.handler.handle(tx, envelope).await?;
         Ok("handled")
     }
 

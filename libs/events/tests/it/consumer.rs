@@ -157,3 +157,35 @@ async fn the_consumer_span_continues_the_producer_trace() {
         .unwrap();
     assert_eq!(consumer_trace.as_deref(), Some(producer_trace.as_str()));
 }
+
+#[tokio::test]
+async fn one_failing_event_in_a_batch_leaves_the_others_handled() {
+    let h = harness().await;
+    let events = (0..20).map(|i| {
+        let mut event = registered();
+        event.data.email = format!("user{i}@example.com");
+        event
+    });
+    h.commit(events).await;
+    // Published before the consumer starts: they arrive together, as one batch.
+    h.relay().drain().await.unwrap();
+    h.spawn_consumer(Recorder::Refuses("user7@example.com"));
+
+    h.wait_for_count(EFFECTS, 19, Duration::from_secs(15)).await;
+    let letters = dead_letters(&h, 1).await;
+
+    assert!(
+        letters[0]
+            .get(DEAD_LETTER_REASON)
+            .unwrap()
+            .as_str()
+            .contains("user7@example.com is banned")
+    );
+    wait_idle(&h, "test-recorder").await;
+    assert_eq!(
+        h.scalar(EFFECTS).await,
+        19,
+        "the refused event changed nothing, the rest once each"
+    );
+    assert_eq!(h.scalar("SELECT count(*) FROM processed_events").await, 19);
+}

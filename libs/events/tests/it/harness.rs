@@ -65,10 +65,18 @@ pub async fn harness_on(nats_url: &str) -> Harness {
 impl Harness {
     /// Commits `n` new `users.user.registered` events; returns their ids.
     pub async fn commit_events(&self, n: usize) -> Vec<Uuid> {
+        self.commit(std::iter::repeat_with(registered).take(n))
+            .await
+    }
+
+    /// Commits the given events in one transaction; returns their ids.
+    pub async fn commit(
+        &self,
+        events: impl Iterator<Item = Envelope<UserRegistered>>,
+    ) -> Vec<Uuid> {
         let mut tx = self.pool.begin().await.unwrap();
         let mut ids = Vec::new();
-        for _ in 0..n {
-            let envelope = registered();
+        for envelope in events {
             self.outbox.enqueue(&mut tx, &envelope).await.unwrap();
             ids.push(envelope.id);
         }
@@ -172,6 +180,8 @@ pub fn registered() -> Envelope<UserRegistered> {
 pub enum Recorder {
     Records,
     AlwaysFails,
+    /// Refuses (permanently) the registration of this e-mail address.
+    Refuses(&'static str),
 }
 
 impl Handler for Recorder {
@@ -185,7 +195,13 @@ impl Handler for Recorder {
                 "the mail server is down"
             )));
         }
-        let _typed: UserRegistered = event.decode()?;
+        let typed: UserRegistered = event.decode()?;
+        match self {
+            Recorder::Refuses(email) if typed.email == *email => {
+                return Err(HandlerError::Permanent(format!("{email} is banned")));
+            }
+            _ => {}
+        }
         sqlx::query("INSERT INTO effects (event_id, trace_id) VALUES ($1, $2)")
             .bind(event.id)
             .bind(shop_telemetry::current_trace_id())
