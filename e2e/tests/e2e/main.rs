@@ -44,3 +44,12 @@ async fn start() -> anyhow::Result<Stack> {
 pub fn http() -> reqwest::Client {
     shop_stack::http_client().expect("an HTTP client")
 }
+
+/// `POST <url>` with a JSON body.
+pub async fn post(
+    client: &reqwest::Client,
+    url: String,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    client.post(url).json(body).send().await.unwrap()
+}

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shop_auth::{Role, Verifier};
 
-use crate::{http, stack};
+use crate::{http, post, stack};
 
 #[tokio::test]
 async fn a_customer_registers_logs_in_refreshes_and_logs_out() {
@@ -16,20 +16,11 @@ async fn a_customer_registers_logs_in_refreshes_and_logs_out() {
 
     let mut register = credentials.clone();
     register["name"] = json!("E2E Customer");
-    let created = client
-        .post(format!("{user}/api/v1/auth/register"))
-        .json(&register)
-        .send()
-        .await
-        .unwrap();
+    let created = post(&client, format!("{user}/api/v1/auth/register"), &register).await;
     assert_eq!(created.status(), StatusCode::CREATED);
 
-    let pair: Value = client
-        .post(format!("{user}/api/v1/auth/login"))
-        .json(&credentials)
-        .send()
+    let pair: Value = post(&client, format!("{user}/api/v1/auth/login"), &credentials)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -59,29 +50,29 @@ async fn a_customer_registers_logs_in_refreshes_and_logs_out() {
     assert_eq!(claims.roles, [Role::Customer]);
     assert_eq!(claims.sub.to_string(), me["id"].as_str().unwrap());
 
-    let renewed = client
-        .post(format!("{user}/api/v1/auth/refresh"))
-        .json(&json!({"refresh_token": refresh}))
-        .send()
-        .await
-        .unwrap();
+    let renewed = post(
+        &client,
+        format!("{user}/api/v1/auth/refresh"),
+        &json!({"refresh_token": refresh}),
+    )
+    .await;
     assert_eq!(renewed.status(), StatusCode::OK);
     let renewed: Value = renewed.json().await.unwrap();
     let next = renewed["refresh_token"].as_str().unwrap();
 
-    let logout = client
-        .post(format!("{user}/api/v1/auth/logout"))
-        .json(&json!({"refresh_token": next}))
-        .send()
-        .await
-        .unwrap();
+    let logout = post(
+        &client,
+        format!("{user}/api/v1/auth/logout"),
+        &json!({"refresh_token": next}),
+    )
+    .await;
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
-    let after = client
-        .post(format!("{user}/api/v1/auth/refresh"))
-        .json(&json!({"refresh_token": next}))
-        .send()
-        .await
-        .unwrap();
+    let after = post(
+        &client,
+        format!("{user}/api/v1/auth/refresh"),
+        &json!({"refresh_token": next}),
+    )
+    .await;
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(after.headers()["content-type"], "application/problem+json");
 }
@@ -90,15 +81,15 @@ async fn a_customer_registers_logs_in_refreshes_and_logs_out() {
 async fn the_seeded_admin_can_list_users() {
     let user = stack().await.base_url("user");
     let client = http();
-    let pair: Value = client
-        .post(format!("{user}/api/v1/auth/login"))
-        .json(&json!({"email": "admin@shop.local", "password": "admin-password-dev"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pair: Value = post(
+        &client,
+        format!("{user}/api/v1/auth/login"),
+        &json!({"email": "admin@shop.local", "password": "admin-password-dev"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let access = pair["access_token"]
         .as_str()
         .expect("the local admin logs in");

@@ -110,6 +110,11 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
     pub async fn get_with_token(&self, path: &str, token: &str) -> Response {
         self.client
             .get(self.url(path))

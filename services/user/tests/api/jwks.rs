@@ -88,15 +88,7 @@ async fn a_key_rotation_keeps_old_tokens_valid_and_verifiers_pick_up_the_new_key
     settings.jwt.previous_key_files = vec![old_key_file.path().to_owned()];
     let after = start(db, settings).await;
 
-    let jwks: Value = after
-        .client
-        .get(after.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = after.get_json("/.well-known/jwks.json").await;
     assert_eq!(
         jwks["keys"].as_array().unwrap().len(),
         2,

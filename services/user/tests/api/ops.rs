@@ -12,15 +12,7 @@ async fn health_and_readiness_answer() {
 
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.get_json("/readyz").await;
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"]["postgres"], "ok");
     assert_eq!(ready["checks"]["nats"], "ok");
@@ -53,15 +45,7 @@ async fn metrics_count_requests_by_route_pattern() {
 async fn the_openapi_document_lists_every_route() {
     let app = spawn_app().await;
 
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.get_json("/openapi.json").await;
 
     assert_eq!(doc["openapi"], "3.1.0");
     for path in [
