@@ -151,21 +151,20 @@ pub fn router(
     readiness: Readiness,
     http: &HttpSettings,
 ) -> (Router, utoipa::openapi::OpenApi) {
-    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(routes::auth::router())
-        .merge(routes::users::router())
-        .merge(routes::jwks::router())
-        .with_state(state);
-    shop_http::app(INFO, api, readiness, http)
+    shop_http::app(INFO, api().with_state(state), readiness, http)
 }
 
 /// The OpenAPI document alone (for `shop-user openapi` and the gateway's docs).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+    api().into_openapi()
+}
+
+/// Every business route, with its documentation.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::jwks::router())
-        .into_openapi()
 }
 
 async fn wait_for_database(db: &PgPool, deadline: Duration) -> anyhow::Result<()> {
