@@ -59,6 +59,7 @@ async fn insert(
 
 #[derive(sqlx::FromRow)]
 struct Stored {
+    id: Uuid,
     family_id: Uuid,
     user_id: Uuid,
     expired: bool,
@@ -72,15 +73,16 @@ pub async fn rotate(
     presented: &SecretString,
     ttl_secs: i64,
 ) -> Result<(Uuid, SecretString)> {
+    let token_hash = hash(presented.expose_secret());
     let mut tx = db.begin().await?;
     // FOR UPDATE: two concurrent refreshes with one token are serialized, and the
     // second sees the token spent, exactly like a replay.
     let stored: Option<Stored> = sqlx::query_as(
-        "SELECT family_id, user_id, expires_at <= now() AS expired,
+        "SELECT id, family_id, user_id, expires_at <= now() AS expired,
                 used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked
          FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
     )
-    .bind(hash(presented.expose_secret()))
+    .bind(token_hash)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(stored) = stored else {
@@ -100,8 +102,8 @@ pub async fn rotate(
         );
         return Err(Error::RefreshTokenReused);
     }
-    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
-        .bind(hash(presented.expose_secret()))
+    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE id = $1")
+        .bind(stored.id)
         .execute(&mut *tx)
         .await?;
     let next = insert(&mut tx, stored.family_id, stored.user_id, ttl_secs).await?;
