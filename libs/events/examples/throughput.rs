@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use shop_events::contracts::users::UserRegistered;
 use shop_events::{
-    Consumer, ConsumerConfig, Envelope, Event, Handler, HandlerError, Namespace, Outbox, Relay,
-    RelayConfig,
+    Consumer, ConsumerConfig, Envelope, EventHandler, HandlerError, Namespace, Outbox,
 };
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
@@ -25,12 +24,14 @@ const PRODUCERS: usize = 16;
 #[derive(Clone, Default)]
 struct Lags(Arc<Mutex<Vec<f64>>>);
 
-impl Handler for Lags {
-    fn accepts(&self, kind: &str, version: u32) -> bool {
-        kind == UserRegistered::TYPE && version == UserRegistered::VERSION
-    }
+impl EventHandler for Lags {
+    type Event = UserRegistered;
 
-    async fn handle(&self, _tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        _tx: &mut PgConnection,
+        event: Envelope<UserRegistered>,
+    ) -> Result<(), HandlerError> {
         let lag = (chrono::Utc::now() - event.occurred_at).as_seconds_f64();
         self.0.lock().unwrap().push(lag);
         Ok(())
@@ -64,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
             ..Default::default()
         },
     )?;
-    sqlx::raw_sql(include_str!("../../../migrations/user/0002_outbox.sql"))
+    sqlx::raw_sql(include_str!("../sql/events.sql"))
         .execute(&pool)
         .await?;
 
@@ -74,7 +75,8 @@ async fn main() -> anyhow::Result<()> {
     let ns = Namespace::prefixed(shop_testkit::nats_prefix());
     shop_events::ensure_stream(&js, &ns, "users").await?;
     shop_events::ensure_dead_letter_stream(&js, &ns).await?;
-    let outbox = Outbox::new(ns.clone(), "users");
+    let (outbox, relay) =
+        shop_events::outbox(pool.clone(), js.clone(), ns.clone(), "users", "bench");
 
     // 1. Throughput of the backbone: N events already committed (in transactions of
     //    500, as after an outage or under a burst), then one relay and one consumer
@@ -83,9 +85,7 @@ async fn main() -> anyhow::Result<()> {
     for chunk in (0..total).collect::<Vec<_>>().chunks(500) {
         let mut tx = pool.begin().await?;
         for i in chunk {
-            outbox
-                .enqueue(&mut tx, &Envelope::new("bench", event(*i)))
-                .await?;
+            outbox.enqueue(&mut tx, event(*i)).await?;
         }
         tx.commit().await?;
     }
@@ -100,9 +100,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let lags = Lags::default();
     let started = Instant::now();
-    let relay = Relay::new(pool.clone(), js.clone(), RelayConfig::new("users"));
     tokio::spawn(relay.run(until(stopped.clone())));
-    let config = ConsumerConfig::new("bench", "users", &[UserRegistered::TYPE]);
+    let config = ConsumerConfig::new("bench");
     let (batch, in_flight) = (config.batch, config.concurrency);
     let consumer = Consumer::new(pool.clone(), js.clone(), ns.clone(), config, lags.clone());
     tokio::spawn(consumer.run(until(stopped.clone())));
@@ -161,9 +160,7 @@ async fn produce(
                     email: format!("u{i}@example.com"),
                     name: "Bench".into(),
                 };
-                outbox
-                    .enqueue(&mut tx, &Envelope::new("bench", event))
-                    .await?;
+                outbox.enqueue(&mut tx, event).await?;
                 tx.commit().await?;
                 i += PRODUCERS;
             }

@@ -1,11 +1,23 @@
 //! Idempotent consumers: a durable JetStream pull consumer with explicit acks, whose
 //! handler runs in a Postgres transaction that also records the event id.
 //!
+//! A consumer is typed by the contract it reacts to: [`EventHandler::Event`] gives the
+//! subject it subscribes to, the stream it reads, the type and version it accepts and
+//! how its data is decoded, all from the contract, written once.
+//!
 //! - Already recorded: the message is a redelivery or a duplicate, acked, no effect.
+//!   This is checked before anything else, so an event that committed but lost its
+//!   ack is never parked, however often it was delivered.
 //! - Handler ok: commit, then ack. If the ack is lost the redelivery is a no-op.
-//! - Transient failure: rollback, NAK with an exponential delay; after
-//!   `max_deliveries` the message goes to the dead-letter subject.
-//! - Permanent failure, unparseable message, unknown type or version: straight to the
+//! - The handler failed ([`HandlerError::Transient`]): rollback, NAK with an
+//!   exponential delay; after `max_deliveries` the message goes to the dead-letter
+//!   subject.
+//! - The database is unreachable ([`HandlerError::Unavailable`], also what a lost
+//!   connection or a pool timeout becomes): that is not the event's fault and spends
+//!   none of its deliveries. The consumer keeps the message, tells the broker it is
+//!   still working on it (in-progress acks, so the ack wait never expires), waits with
+//!   backoff and tries again until the database is back.
+//! - Permanent failure, undecodable data, unknown type or version: straight to the
 //!   dead-letter subject with the reason. The consumer moves on either way.
 //!
 //! A message is terminated only after the dead-letter stream acknowledged its copy,
@@ -24,11 +36,12 @@ use async_nats::jetstream::consumer::pull::{self, MessagesError};
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt as _;
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
 use tracing::Instrument as _;
 
-use crate::envelope::{DecodeError, Envelope};
+use crate::envelope::{DecodeError, Envelope, Event};
 use crate::metrics;
-use crate::streams::{Namespace, stream_of};
+use crate::streams::{Namespace, context_of, stream_of};
 
 /// Header names on a dead letter.
 pub const DEAD_LETTER_REASON: &str = "Shop-Dead-Letter-Reason";
@@ -39,9 +52,13 @@ pub const DEAD_LETTER_CONSUMER: &str = "Shop-Consumer";
 /// What a handler's failure means for the message.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// Worth retrying (a database hiccup, a dependency down).
+    /// The handler failed, worth retrying (a deadlock, a dependency's hiccup). Spends
+    /// one of the event's deliveries.
     #[error("transient: {0:#}")]
     Transient(anyhow::Error),
+    /// The database is unreachable: wait for it; the event is not to blame.
+    #[error("database unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
     /// Will never succeed (the event contradicts our state): dead-letter it now.
     #[error("permanent: {0}")]
     Permanent(String),
@@ -49,7 +66,11 @@ pub enum HandlerError {
 
 impl From<sqlx::Error> for HandlerError {
     fn from(e: sqlx::Error) -> Self {
-        HandlerError::Transient(e.into())
+        if is_unavailable(&e) {
+            HandlerError::Unavailable(e.into())
+        } else {
+            HandlerError::Transient(e.into())
+        }
     }
 }
 
@@ -59,17 +80,36 @@ impl From<DecodeError> for HandlerError {
     }
 }
 
-/// Reacts to events, inside the consumer's transaction.
-pub trait Handler: Send + Sync + 'static {
-    /// Whether this handler understands the type and version; others are dead-lettered.
-    fn accepts(&self, kind: &str, version: u32) -> bool;
+/// Whether an error says the database cannot be reached (rather than that this
+/// statement failed): connection lost or refused, pool exhausted, server shutting
+/// down or not accepting connections yet (SQLSTATE class 08 and 57P01-57P03).
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
+
+/// Reacts to one event contract, inside the consumer's transaction.
+pub trait EventHandler: Send + Sync + 'static {
+    /// The contract: its `TYPE` is the subject subscribed to (and names the stream),
+    /// its `VERSION` the only version accepted; others are dead-lettered.
+    type Event: Event;
 
     /// Applies the event. Everything written through `tx` commits together with the
     /// record that the event was processed.
     fn handle(
         &self,
         tx: &mut PgConnection,
-        event: &Envelope,
+        event: Envelope<Self::Event>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
@@ -79,11 +119,7 @@ pub struct ConsumerConfig {
     /// Durable name, unique per purpose (`user-welcome-mail`); also the key in
     /// `processed_events` and the dead-letter subject `dlq.<name>`.
     pub name: String,
-    /// The context whose stream it reads (`users`).
-    pub context: String,
-    /// Subjects (event types) it subscribes to, without namespace.
-    pub subjects: Vec<String>,
-    /// Deliveries before a failing message is dead-lettered.
+    /// Handler failures before a message is dead-lettered.
     pub max_deliveries: i64,
     /// First retry delay; doubles per delivery up to `max_backoff`.
     pub backoff: Duration,
@@ -92,22 +128,24 @@ pub struct ConsumerConfig {
     pub batch: usize,
     /// Transactions in flight at once.
     pub concurrency: usize,
-    /// How long the broker waits for an ack before redelivering.
+    /// How long the broker waits for an ack (or an in-progress ack) before
+    /// redelivering.
     pub ack_wait: Duration,
+    /// Longest wait between two attempts while the database is unreachable.
+    pub max_outage_backoff: Duration,
 }
 
 impl ConsumerConfig {
-    pub fn new(name: &str, context: &str, subjects: &[&str]) -> Self {
+    pub fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
-            context: context.to_owned(),
-            subjects: subjects.iter().map(|s| (*s).to_owned()).collect(),
             max_deliveries: 5,
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             batch: 64,
             concurrency: 4,
             ack_wait: Duration::from_secs(30),
+            max_outage_backoff: Duration::from_secs(5),
         }
     }
 
@@ -125,7 +163,10 @@ struct Received {
     span: tracing::Span,
 }
 
-/// A running consumer.
+/// How handling one event ended, once the database answered.
+type Outcome = Result<&'static str, HandlerError>;
+
+/// A running consumer. Cheap to clone (a supervisor restarts it from a clone).
 pub struct Consumer<H> {
     pool: PgPool,
     js: jetstream::Context,
@@ -134,7 +175,19 @@ pub struct Consumer<H> {
     handler: Arc<H>,
 }
 
-impl<H: Handler> Consumer<H> {
+impl<H> Clone for Consumer<H> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            js: self.js.clone(),
+            ns: self.ns.clone(),
+            config: self.config.clone(),
+            handler: self.handler.clone(),
+        }
+    }
+}
+
+impl<H: EventHandler> Consumer<H> {
     pub fn new(
         pool: PgPool,
         js: jetstream::Context,
@@ -151,18 +204,20 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
+    /// The durable name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
     /// Creates the durable consumer if needed and handles messages until `shutdown`.
+    /// In-flight events finish first; one still waiting for the database is handed
+    /// back to the broker (NAK) for this or another replica to take up.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let stream_name = stream_of(&self.config.context)
-            .ok_or_else(|| anyhow::anyhow!("unknown context {}", self.config.context))?;
+        let kind = H::Event::TYPE;
+        let stream_name = stream_of(context_of(kind))
+            .ok_or_else(|| anyhow::anyhow!("no stream holds the context of {kind}"))?;
         let stream = self.js.get_stream(self.ns.name(stream_name)).await?;
         let durable = self.ns.name(&self.config.name);
-        let subjects: Vec<String> = self
-            .config
-            .subjects
-            .iter()
-            .map(|s| self.ns.subject(s))
-            .collect();
         let consumer: jetstream::consumer::PullConsumer = stream
             .get_or_create_consumer(
                 &durable,
@@ -174,38 +229,45 @@ impl<H: Handler> Consumer<H> {
                     // never silently give up on a message.
                     max_deliver: -1,
                     max_ack_pending: (self.config.concurrency * self.config.batch * 2) as i64,
-                    filter_subject: if subjects.len() == 1 {
-                        subjects[0].clone()
-                    } else {
-                        String::new()
-                    },
-                    filter_subjects: if subjects.len() > 1 {
-                        subjects
-                    } else {
-                        Vec::new()
-                    },
+                    filter_subject: self.ns.subject(kind),
                     ..Default::default()
                 },
             )
             .await?;
         tracing::info!(consumer = %durable, "consumer started");
         let messages = consumer.messages().await?;
+        let (stop, stopped) = watch::channel(false);
         let this = &self;
-        messages
-            .take_until(shutdown)
+        let work = messages
+            .take_until(wait_until(stopped.clone()))
             // Whatever has arrived, up to `batch`, without waiting for more: one event
             // at a time when idle, full batches under load.
             .ready_chunks(self.config.batch)
-            .for_each_concurrent(self.config.concurrency, |chunk| this.process_chunk(chunk))
-            .await;
+            .for_each_concurrent(self.config.concurrency, |chunk| {
+                this.process_chunk(chunk, stopped.clone())
+            });
+        // The signal is watched on its own: with every slot busy (say, waiting for the
+        // database) the message stream, and anything chained to it, is not polled.
+        let signal = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            () = work => {}
+            () = signal => {}
+        }
         tracing::info!(consumer = %durable, "consumer stopped");
         Ok(())
     }
 
-    /// Handles what arrived together in one transaction (one commit, one fsync, for
-    /// up to `batch` events), falling back to one transaction per event if any of them
-    /// fails, so a failure is attributed to its own event and nothing else.
-    async fn process_chunk(&self, received: Vec<Result<jetstream::Message, MessagesError>>) {
+    /// Handles what arrived together, keeping the messages alive with in-progress
+    /// acks for as long as that takes, then acks, retries or parks each one.
+    async fn process_chunk(
+        &self,
+        received: Vec<Result<jetstream::Message, MessagesError>>,
+        stopped: watch::Receiver<bool>,
+    ) {
         let mut ready = Vec::with_capacity(received.len());
         for message in received {
             match message {
@@ -213,30 +275,91 @@ impl<H: Handler> Consumer<H> {
                 Err(e) => tracing::warn!(error = %e, "consumer: receiving failed"),
             }
         }
-        if ready.len() > 1 {
-            match self.apply_batch(&ready).await {
-                Ok(outcomes) => {
-                    for (event, outcome) in ready.into_iter().zip(outcomes) {
-                        self.settle(event, Ok(outcome)).await;
-                    }
-                    return;
+        if ready.is_empty() {
+            return;
+        }
+        let outcomes = tokio::select! {
+            outcomes = self.apply_all(&ready, stopped) => outcomes,
+            () = self.keep_alive(&ready) => unreachable!("keep_alive never returns"),
+        };
+        match outcomes {
+            Some(outcomes) => {
+                for (event, outcome) in ready.into_iter().zip(outcomes) {
+                    self.settle(event, outcome).await;
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, "batch failed, handling its events one by one")
+            }
+            None => {
+                for event in ready {
+                    // Shutting down during an outage: give the message back at once.
+                    let _ = event.message.ack_with(AckKind::Nak(None)).await;
                 }
             }
         }
-        for event in ready {
-            let outcome = self
-                .apply(&event.envelope)
-                .instrument(event.span.clone())
-                .await;
-            self.settle(event, outcome).await;
+    }
+
+    /// Tells the broker every third of the ack wait that these messages are still
+    /// being worked on, so long work (or a database outage) causes no redelivery.
+    async fn keep_alive(&self, events: &[Received]) {
+        let every = (self.config.ack_wait / 3).max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(every).await;
+            for event in events {
+                if let Err(e) = event.message.ack_with(AckKind::Progress).await {
+                    tracing::debug!(error = %e, "consumer: in-progress ack failed");
+                }
+            }
         }
     }
 
+    /// The outcome of each event, after waiting out any database outage; `None` if
+    /// the consumer was stopped while waiting.
+    async fn apply_all(
+        &self,
+        events: &[Received],
+        mut stopped: watch::Receiver<bool>,
+    ) -> Option<Vec<Outcome>> {
+        let mut outage = Outage::new(self.config.max_outage_backoff);
+        if events.len() > 1 {
+            loop {
+                match self.apply_batch(events).await {
+                    Ok(outcomes) => return Some(outcomes.into_iter().map(Ok).collect()),
+                    Err(HandlerError::Unavailable(e)) => {
+                        if !outage.wait(&e, &mut stopped).await {
+                            return None;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "batch failed, handling its events one by one");
+                        break;
+                    }
+                }
+            }
+        }
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            loop {
+                match self
+                    .apply(&event.envelope)
+                    .instrument(event.span.clone())
+                    .await
+                {
+                    Err(HandlerError::Unavailable(e)) => {
+                        if !outage.wait(&e, &mut stopped).await {
+                            return None;
+                        }
+                    }
+                    outcome => {
+                        outcomes.push(outcome);
+                        break;
+                    }
+                }
+            }
+        }
+        Some(outcomes)
+    }
+
     /// Opens the event's span (continuing the producer's trace) and parks what cannot
-    /// be handled: unparseable, of an unknown type or version, or already given up on.
+    /// be handled: unparseable, or of an unknown type or version.
     async fn prepare(&self, message: jetstream::Message) -> Option<Received> {
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
         let span = tracing::info_span!(
@@ -258,18 +381,12 @@ impl<H: Handler> Consumer<H> {
             Err(e) => Err(("unparseable", e.to_string())),
             Ok(envelope) => {
                 span.record("event_id", tracing::field::display(envelope.id));
-                if !self.handler.accepts(&envelope.kind, envelope.version) {
+                if envelope.is::<H::Event>() {
+                    Ok(envelope)
+                } else {
                     let reason =
                         format!("unknown event type {} v{}", envelope.kind, envelope.version);
                     Err(("unknown_type", reason))
-                } else if delivered > self.config.max_deliveries {
-                    // Delivered again after we already gave up (e.g. we crashed mid-handling).
-                    Err((
-                        "exhausted",
-                        format!("still failing after {} deliveries", delivered - 1),
-                    ))
-                } else {
-                    Ok(envelope)
                 }
             }
         };
@@ -290,7 +407,7 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// Acks, retries or parks an event according to how handling it went.
-    async fn settle(&self, event: Received, outcome: Result<&'static str, HandlerError>) {
+    async fn settle(&self, event: Received, outcome: Outcome) {
         let Received {
             message,
             envelope,
@@ -310,11 +427,11 @@ impl<H: Handler> Consumer<H> {
                 Err(HandlerError::Permanent(reason)) => {
                     self.dead_letter(message, delivered, "rejected", &reason).await;
                 }
-                Err(HandlerError::Transient(e)) if delivered >= self.config.max_deliveries => {
+                Err(e) if delivered >= self.config.max_deliveries => {
                     let reason = format!("failed {delivered} times, last: {e:#}");
                     self.dead_letter(message, delivered, "exhausted", &reason).await;
                 }
-                Err(HandlerError::Transient(e)) => {
+                Err(e) => {
                     let delay = self.config.retry_delay(delivered);
                     tracing::warn!(
                         error = format!("{e:#}"),
@@ -348,7 +465,7 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// The handler and the processed-event record, in one transaction.
-    async fn apply(&self, envelope: &Envelope) -> Result<&'static str, HandlerError> {
+    async fn apply(&self, envelope: &Envelope) -> Outcome {
         let mut tx = self.pool.begin().await?;
         let outcome = self.apply_in(&mut tx, envelope).await?;
         tx.commit().await?;
@@ -357,11 +474,7 @@ impl<H: Handler> Consumer<H> {
 
     /// Records the event as processed and runs the handler, unless it was processed
     /// before: then it is a duplicate and changes nothing.
-    async fn apply_in(
-        &self,
-        tx: &mut PgConnection,
-        envelope: &Envelope,
-    ) -> Result<&'static str, HandlerError> {
+    async fn apply_in(&self, tx: &mut PgConnection, envelope: &Envelope) -> Outcome {
         let first_time = sqlx::query(
             "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
@@ -374,7 +487,8 @@ impl<H: Handler> Consumer<H> {
         if !first_time {
             return Ok("duplicate");
         }
-        self.handler.handle(tx, envelope).await?;
+        let typed = envelope.typed::<H::Event>()?;
+        self.handler.handle(tx, typed).await?;
         Ok("handled")
     }
 
@@ -396,7 +510,13 @@ impl<H: Handler> Consumer<H> {
             async_nats::header::NATS_MESSAGE_ID,
             format!("{}:{sequence}", self.config.name).as_str(),
         );
-        headers.insert(DEAD_LETTER_REASON, reason);
+        // The reason may quote the payload; keep it one bounded, printable line.
+        let reason: String = reason
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(1024)
+            .collect();
+        headers.insert(DEAD_LETTER_REASON, reason.as_str());
         headers.insert(DEAD_LETTER_SUBJECT, message.subject.as_str());
         headers.insert(DEAD_LETTER_DELIVERIES, delivered.to_string().as_str());
         headers.insert(DEAD_LETTER_CONSUMER, self.config.name.as_str());
@@ -427,16 +547,82 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
+/// Waiting out a database outage: exponential pauses, logged once per doubling.
+struct Outage {
+    delay: Duration,
+    max: Duration,
+}
+
+impl Outage {
+    fn new(max: Duration) -> Self {
+        Self {
+            delay: Duration::from_millis(100),
+            max,
+        }
+    }
+
+    /// Pauses; false if the consumer was stopped meanwhile.
+    async fn wait(&mut self, error: &anyhow::Error, stopped: &mut watch::Receiver<bool>) -> bool {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            retry_in_ms = self.delay.as_millis() as u64,
+            "consumer: database unavailable; holding the events and waiting"
+        );
+        metrics::waiting_for_database();
+        let pause = self.delay;
+        self.delay = (self.delay * 2).min(self.max);
+        tokio::select! {
+            () = tokio::time::sleep(pause) => true,
+            _ = stopped.wait_for(|s| *s) => false,
+        }
+    }
+}
+
+async fn wait_until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+/// Deletes the records of processed events older than `keep`. Any message older than
+/// a stream's retention is gone from the stream, so it cannot be redelivered and its
+/// record can no longer prevent anything; services purge with a `keep` a day longer
+/// than [`crate::streams::RETENTION`].
+pub async fn purge_processed(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM processed_events WHERE processed_at < now() - make_interval(secs => $1)",
+    )
+    .bind(keep.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn retry_delays_grow_exponentially_to_a_cap() {
-        let config = ConsumerConfig::new("c", "users", &["users.user.registered"]);
+        let config = ConsumerConfig::new("c");
         assert_eq!(config.retry_delay(1), Duration::from_millis(500));
         assert_eq!(config.retry_delay(2), Duration::from_secs(1));
         assert_eq!(config.retry_delay(4), Duration::from_secs(4));
         assert_eq!(config.retry_delay(30), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn lost_connections_and_pool_timeouts_are_outages_not_handler_failures() {
+        assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(is_unavailable(&sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset
+        ))));
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+        assert!(matches!(
+            HandlerError::from(sqlx::Error::PoolTimedOut),
+            HandlerError::Unavailable(_)
+        ));
+        assert!(matches!(
+            HandlerError::from(sqlx::Error::RowNotFound),
+            HandlerError::Transient(_)
+        ));
     }
 }

@@ -79,6 +79,18 @@ impl Envelope {
         self.kind == T::TYPE && self.version == T::VERSION
     }
 
+    /// The envelope with its payload typed, if it holds a `T` of the same version.
+    pub fn typed<T: Event>(&self) -> Result<Envelope<T>, DecodeError> {
+        Ok(Envelope {
+            id: self.id,
+            kind: self.kind.clone(),
+            version: self.version,
+            occurred_at: self.occurred_at,
+            source: self.source.clone(),
+            data: self.decode()?,
+        })
+    }
+
     /// The typed payload, if this envelope holds a `T` of the same version.
     pub fn decode<T: Event>(&self) -> Result<T, DecodeError> {
         if !self.is::<T>() {

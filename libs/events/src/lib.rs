@@ -20,8 +20,10 @@ pub mod outbox;
 pub mod relay;
 pub mod streams;
 
-pub use consumer::{Consumer, ConsumerConfig, Handler, HandlerError};
+pub use consumer::{
+    Consumer, ConsumerConfig, EventHandler, HandlerError, is_unavailable, purge_processed,
+};
 pub use envelope::{DecodeError, Envelope, Event};
-pub use outbox::Outbox;
+pub use outbox::{Outbox, outbox};
 pub use relay::{Relay, RelayConfig};
-pub use streams::{Namespace, ensure_dead_letter_stream, ensure_stream};
+pub use streams::{Namespace, RETENTION, ensure_dead_letter_stream, ensure_stream};

@@ -7,7 +7,10 @@ pub const RETRIED: &str = "events_retried_total";
 pub const DEAD_LETTERED: &str = "events_dead_lettered_total";
 pub const OUTBOX_BACKLOG: &str = "outbox_backlog";
 pub const OUTBOX_OLDEST_AGE: &str = "outbox_oldest_age_seconds";
+pub const OUTBOX_PARKED: &str = "outbox_parked";
+pub const OUTBOX_PARKED_TOTAL: &str = "outbox_parked_total";
 pub const HANDLE_LAG: &str = "events_handle_lag_seconds";
+pub const WAITING_FOR_DATABASE: &str = "events_consumer_database_waits_total";
 
 pub(crate) fn published(rows: usize, duplicates: usize) {
     metrics::counter!(PUBLISHED).increment(rows as u64);
@@ -16,9 +19,18 @@ pub(crate) fn published(rows: usize, duplicates: usize) {
     }
 }
 
-pub(crate) fn outbox_backlog(schema: &str, rows: i64, oldest_secs: f64) {
+/// Rows waiting to be published, the age of the oldest, and rows parked for good.
+pub(crate) fn outbox_backlog(schema: &str, rows: i64, oldest_secs: f64, parked: i64) {
     metrics::gauge!(OUTBOX_BACKLOG, "schema" => schema.to_owned()).set(rows as f64);
     metrics::gauge!(OUTBOX_OLDEST_AGE, "schema" => schema.to_owned()).set(oldest_secs);
+    metrics::gauge!(OUTBOX_PARKED, "schema" => schema.to_owned()).set(parked as f64);
+}
+
+pub(crate) fn parked(schema: &str, rows: usize) {
+    if rows > 0 {
+        metrics::counter!(OUTBOX_PARKED_TOTAL, "schema" => schema.to_owned())
+            .increment(rows as u64);
+    }
 }
 
 /// `outcome`: `handled` or `duplicate`.
@@ -38,4 +50,9 @@ pub(crate) fn retried(consumer: &str) {
 pub(crate) fn dead_lettered(consumer: &str, reason: &'static str) {
     metrics::counter!(DEAD_LETTERED, "consumer" => consumer.to_owned(), "reason" => reason)
         .increment(1);
+}
+
+/// A consumer found its database unreachable and is holding its events.
+pub(crate) fn waiting_for_database() {
+    metrics::counter!(WAITING_FOR_DATABASE).increment(1);
 }

@@ -1,43 +1,63 @@
 //! The transactional outbox, producer side: an event is written into the producer's
 //! own `outbox` table in the *same transaction* as the state change it describes.
 //! Either both commit or neither does, so an event is never lost after a commit and
-//! never sent for a change that rolled back. The [`Relay`](crate::Relay) publishes it.
+//! never sent for a change that rolled back. The [`Relay`] publishes it.
+//!
+//! [`outbox`] gives the two halves together, so the writer and the relay cannot
+//! disagree on the table, the notification channel or the namespace.
 //!
 //! The tables (`outbox`, `processed_events`) are created by each service's own
-//! migration; `migrations/user/0002_outbox.sql` is the reference copy.
+//! migration; `libs/events/sql/events.sql` is the reference to copy.
 
 use std::collections::BTreeMap;
 
-use sqlx::PgConnection;
+use async_nats::jetstream;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 use crate::envelope::{Envelope, Event};
+use crate::relay::{Relay, RelayConfig};
 use crate::streams::Namespace;
 
-/// Writes events to one schema's outbox.
+/// The outbox of `schema`, whose events carry `source` (the producing service's
+/// name), and the relay that drains it into JetStream.
+pub fn outbox(
+    pool: PgPool,
+    js: jetstream::Context,
+    ns: Namespace,
+    schema: &str,
+    source: &str,
+) -> (Outbox, Relay) {
+    let outbox = Outbox {
+        ns,
+        channel: channel(schema),
+        source: source.to_owned(),
+    };
+    let relay = Relay::new(pool, js, RelayConfig::new(schema));
+    (outbox, relay)
+}
+
+/// Writes events to one schema's outbox. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     ns: Namespace,
     channel: String,
+    source: String,
 }
 
 impl Outbox {
-    /// The outbox of `schema` (whose relay listens on `outbox_<schema>`).
-    pub fn new(ns: Namespace, schema: &str) -> Self {
-        Self {
-            ns,
-            channel: channel(schema),
-        }
-    }
-
-    /// Adds the event to the transaction `conn` is in. The current trace context is
-    /// stored with it, so the consumer's span continues the producer's trace even
-    /// though the relay publishes later, outside the request.
+    /// Adds the event to the transaction `conn` is in and returns its id. The outbox
+    /// stamps the envelope (id, time, source); the current trace context is stored
+    /// with it, so the consumer's span continues the producer's trace even though the
+    /// relay publishes later, outside the request.
     pub async fn enqueue<T: Event>(
         &self,
         conn: &mut PgConnection,
-        envelope: &Envelope<T>,
-    ) -> Result<(), sqlx::Error> {
-        let payload = serde_json::to_vec(envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        data: T,
+    ) -> Result<Uuid, sqlx::Error> {
+        let envelope = Envelope::new(&self.source, data);
+        let payload =
+            serde_json::to_vec(&envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         let mut headers = BTreeMap::new();
         shop_telemetry::inject_context_with(|key, value| {
             headers.insert(key.to_owned(), value);
@@ -55,7 +75,7 @@ impl Outbox {
             .bind(&self.channel)
             .execute(&mut *conn)
             .await?;
-        Ok(())
+        Ok(envelope.id)
     }
 }
 

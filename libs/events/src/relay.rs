@@ -7,15 +7,22 @@
 //!   awaits every JetStream ack; marks them sent in the same transaction.
 //! - Each message carries `Nats-Msg-Id` = event id: if the relay dies after the broker
 //!   stored a batch but before the commit, the re-publish is dropped as a duplicate.
-//! - NATS down: the publish fails, the transaction rolls back, the rows wait and the
-//!   relay retries with exponential backoff. Nothing is lost.
+//! - NATS down or the stream full: the publish fails, the rows wait and the relay
+//!   retries with exponential backoff. Nothing is lost.
+//! - A row the broker refuses for good (larger than the server's `max_payload`, a
+//!   subject no stream captures, a header NATS cannot carry) is *parked*: marked with
+//!   its reason, counted (`outbox_parked_total`, `outbox_parked`), logged, and left for
+//!   an operator (docs/runbook.md). The rows behind it keep flowing.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use async_nats::HeaderMap;
+use std::str::FromStr as _;
+
 use async_nats::jetstream;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
@@ -26,8 +33,8 @@ use crate::outbox::channel;
 /// Relay settings.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
-    /// The schema whose outbox this relay drains.
-    pub schema: String,
+    /// The schema whose outbox this relay drains (set by [`crate::outbox`]).
+    pub(crate) schema: String,
     /// Rows per transaction: bigger batches amortize the commit under load.
     pub batch: i64,
     /// Fallback poll when no notification arrives.
@@ -37,7 +44,7 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    pub fn new(schema: &str) -> Self {
+    pub(crate) fn new(schema: &str) -> Self {
         Self {
             schema: schema.to_owned(),
             batch: 500,
@@ -55,7 +62,8 @@ struct Row {
     headers: sqlx::types::Json<BTreeMap<String, String>>,
 }
 
-/// Publishes one schema's outbox.
+/// Publishes one schema's outbox. Cheap to clone.
+#[derive(Clone)]
 pub struct Relay {
     pool: PgPool,
     js: jetstream::Context,
@@ -63,8 +71,14 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, js: jetstream::Context, config: RelayConfig) -> Self {
+    pub(crate) fn new(pool: PgPool, js: jetstream::Context, config: RelayConfig) -> Self {
         Self { pool, js, config }
+    }
+
+    /// Tunes the relay (batch size, poll interval, how long sent rows are kept).
+    pub fn configure(mut self, change: impl FnOnce(&mut RelayConfig)) -> Self {
+        change(&mut self.config);
+        self
     }
 
     /// Runs until `shutdown` resolves.
@@ -122,12 +136,16 @@ impl Relay {
         }
     }
 
-    /// One transaction: lock a batch, publish it, await the acks, mark it sent.
+    /// One transaction: lock a batch, publish it, await the acks, mark what the
+    /// broker stored as sent and park what it refused for good. Rows that failed for
+    /// a passing reason (NATS down, a full stream) stay queued and the call fails, so
+    /// the caller backs off.
     pub async fn publish_batch(&self) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, subject, payload, headers FROM outbox
-             WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+             WHERE sent_at IS NULL AND parked_at IS NULL
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(self.config.batch)
         .fetch_all(&mut *tx)
@@ -135,50 +153,110 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut pending = Vec::with_capacity(rows.len());
+        // Send every row first, then wait for the broker to confirm each one is stored.
+        let mut sends = Vec::with_capacity(rows.len());
         for row in &rows {
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                async_nats::header::NATS_MESSAGE_ID,
-                row.id.to_string().as_str(),
-            );
-            for (key, value) in row.headers.iter() {
-                headers.insert(key.as_str(), value.as_str());
-            }
-            let ack = self
-                .js
-                .publish_with_headers(row.subject.clone(), headers, row.payload.clone().into())
-                .await?;
-            pending.push(ack);
+            sends.push(self.send(row).await);
         }
-        // All sent; now wait for the broker to confirm each one is stored.
-        let acks =
-            futures::future::join_all(pending.into_iter().map(|ack| ack.into_future())).await;
+        let outcomes = futures::future::join_all(sends.into_iter().map(|sent| async move {
+            match sent {
+                Ok(ack) => match ack.await {
+                    Ok(ack) if ack.duplicate => Outcome::Duplicate,
+                    Ok(_) => Outcome::Stored,
+                    Err(e) => Outcome::from_publish_error(&e),
+                },
+                Err(outcome) => outcome,
+            }
+        }))
+        .await;
+
+        let mut sent = Vec::new();
         let mut duplicates = 0usize;
-        for ack in acks {
-            if ack?.duplicate {
-                duplicates += 1;
+        let mut parked = 0usize;
+        let mut failure = None;
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Stored => sent.push(row.id),
+                Outcome::Duplicate => {
+                    duplicates += 1;
+                    sent.push(row.id);
+                }
+                Outcome::Refused(reason) => {
+                    self.park(&mut tx, row, &reason).await?;
+                    parked += 1;
+                }
+                Outcome::Failed(e) => failure = Some(e),
             }
         }
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         sqlx::query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
-            .bind(&ids)
+            .bind(&sent)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        metrics::published(rows.len(), duplicates);
-        Ok(rows.len())
+        metrics::published(sent.len(), duplicates);
+        metrics::parked(&self.config.schema, parked);
+        match failure {
+            Some(e) => Err(anyhow::anyhow!(
+                "{} of {} rows not published: {e}",
+                rows.len() - sent.len() - parked,
+                rows.len()
+            )),
+            None => Ok(rows.len()),
+        }
+    }
+
+    /// Publishes one row; its ack is awaited later. A row whose headers NATS cannot
+    /// carry is refused here, before anything is sent.
+    async fn send(&self, row: &Row) -> Result<jetstream::context::PublishAckFuture, Outcome> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            row.id.to_string().as_str(),
+        );
+        for (key, value) in row.headers.iter() {
+            let name = HeaderName::from_str(key)
+                .map_err(|_| Outcome::Refused(format!("invalid header name {key:?}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| Outcome::Refused(format!("invalid value of header {key}")))?;
+            headers.insert(name, value);
+        }
+        self.js
+            .publish_with_headers(row.subject.clone(), headers, row.payload.clone().into())
+            .await
+            .map_err(|e| Outcome::from_publish_error(&e))
+    }
+
+    async fn park(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        row: &Row,
+        reason: &str,
+    ) -> Result<(), sqlx::Error> {
+        tracing::error!(
+            event_id = %row.id,
+            subject = %row.subject,
+            reason,
+            "outbox relay: the broker refuses this event for good; parked (see the runbook)"
+        );
+        sqlx::query("UPDATE outbox SET parked_at = now(), park_reason = $2 WHERE id = $1")
+            .bind(row.id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
     }
 
     async fn record_backlog(&self) {
-        let backlog: Result<(i64, f64), _> = sqlx::query_as(
-            "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at))::float8, 0)
+        let backlog: Result<(i64, f64, i64), _> = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE parked_at IS NULL),
+                    coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL))::float8, 0),
+                    count(*) FILTER (WHERE parked_at IS NOT NULL)
              FROM outbox WHERE sent_at IS NULL",
         )
         .fetch_one(&self.pool)
         .await;
-        if let Ok((rows, oldest)) = backlog {
-            metrics::outbox_backlog(&self.config.schema, rows, oldest);
+        if let Ok((rows, oldest, parked)) = backlog {
+            metrics::outbox_backlog(&self.config.schema, rows, oldest, parked);
         }
     }
 
@@ -190,6 +268,30 @@ impl Relay {
                 .await;
         if let Err(e) = purged {
             tracing::warn!(error = %e, "outbox relay: purging sent rows failed");
+        }
+    }
+}
+
+/// What became of one row.
+enum Outcome {
+    Stored,
+    /// Stored before (a re-publish after a lost ack): the broker dropped the copy.
+    Duplicate,
+    /// Refused for good: retrying cannot help, the row is parked.
+    Refused(String),
+    /// Failed for now (NATS unreachable, an ack timed out, the stream is full).
+    Failed(String),
+}
+
+impl Outcome {
+    fn from_publish_error(e: &PublishError) -> Self {
+        match e.kind() {
+            // Too large for the server, or no stream captures the subject: the same
+            // row will fail the same way forever.
+            PublishErrorKind::MaxPayloadExceeded | PublishErrorKind::StreamNotFound => {
+                Outcome::Refused(e.to_string())
+            }
+            _ => Outcome::Failed(e.to_string()),
         }
     }
 }

@@ -1,24 +1,23 @@
 //! The JetStream streams: one per context, owned (created or updated at start-up) by
 //! the service of that context, plus the dead-letter stream.
 //!
+//! The contexts and their streams come from the one list of services
+//! (`shop_topology::SERVICES`).
+//!
 //! Retention and de-duplication (see `docs/events.md`): streams keep events for 7 days
 //! (a consumer can be down for a week and catch up) up to 1 GiB each, on file storage;
 //! the broker drops a message whose `Nats-Msg-Id` it has seen in the last 2 minutes,
 //! which covers a relay re-publishing a batch whose acks it lost.
+//!
+//! A full stream *refuses* new messages (`discard: new`) instead of deleting its
+//! oldest ones (NATS's default, `discard: old`): deleting would drop events a durable
+//! consumer may not have seen yet. A refused publish fails in the relay, the rows stay
+//! in the producer's outbox (the `outbox_backlog` alert fires) and flow again once
+//! there is room. Nothing is lost; the price is that producers' outboxes grow.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-
-/// Every context and its stream. A context's subjects are `<context>.>`.
-pub const CONTEXTS: &[(&str, &str)] = &[
-    ("users", "USERS"),
-    ("catalog", "CATALOG"),
-    ("inventory", "INVENTORY"),
-    ("orders", "ORDERS"),
-    ("payments", "PAYMENTS"),
-    ("shipping", "SHIPPING"),
-];
 
 pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
@@ -67,10 +66,14 @@ impl Namespace {
 
 /// The stream of a context (`users` -> `USERS`).
 pub fn stream_of(context: &str) -> Option<&'static str> {
-    CONTEXTS
-        .iter()
-        .find(|(c, _)| *c == context)
-        .map(|(_, s)| *s)
+    shop_topology::contexts()
+        .find(|e| e.context == context)
+        .map(|e| e.stream)
+}
+
+/// The context of a subject or event type (`users.user.registered` -> `users`).
+pub fn context_of(subject: &str) -> &str {
+    subject.split('.').next().unwrap_or(subject)
 }
 
 /// Creates the context's stream, or brings its configuration up to date.
@@ -87,6 +90,7 @@ pub async fn ensure_stream(
         retention: stream::RetentionPolicy::Limits,
         max_age: RETENTION,
         max_bytes: MAX_BYTES,
+        discard: stream::DiscardPolicy::New,
         duplicate_window: DUPLICATE_WINDOW,
         ..Default::default()
     };
@@ -104,6 +108,10 @@ pub async fn ensure_dead_letter_stream(
         subjects: vec![ns.subject("dlq.>")],
         storage: stream::StorageType::File,
         max_age: DEAD_LETTER_RETENTION,
+        max_bytes: MAX_BYTES,
+        // Full: the dead-letter publish fails and the consumer NAKs the message, which
+        // stays in its own stream; nothing is dropped.
+        discard: stream::DiscardPolicy::New,
         duplicate_window: DUPLICATE_WINDOW,
         ..Default::default()
     };
@@ -128,5 +136,6 @@ mod tests {
             "dlq.welcome-mail"
         );
         assert_eq!(stream_of("orders"), Some("ORDERS"));
+        assert_eq!(context_of("payments.payment.authorized"), "payments");
     }
 }

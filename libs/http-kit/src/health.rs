@@ -1,6 +1,11 @@
 //! `/healthz` says the process is alive; `/readyz` says whether it can do its work
-//! right now (its database, later its broker), so a load balancer or Kubernetes can
-//! take an instance out of rotation without restarting it.
+//! right now (its database, its broker, its background tasks), so a load balancer or
+//! Kubernetes can take an instance out of rotation without restarting it.
+//!
+//! The checks themselves live with what they check (the service chassis has the
+//! Postgres, NATS and background-task checks), so this crate needs neither a database
+//! driver nor a broker client. A probe answers each check with `ok` or `unavailable`
+//! only: the reason goes to the log, never to whoever can reach the endpoint.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -15,7 +20,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// The future a readiness check returns.
+/// The future a readiness check returns: the error is for the log only.
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// One dependency whose availability decides readiness.
@@ -24,44 +29,8 @@ pub trait ReadinessCheck: Send + Sync {
     fn check(&self) -> CheckFuture<'_>;
 }
 
-/// Postgres is ready when a trivial query round-trips.
-#[derive(Clone)]
-pub struct PostgresCheck(pub sqlx::PgPool);
-
-impl ReadinessCheck for PostgresCheck {
-    fn name(&self) -> &'static str {
-        "postgres"
-    }
-
-    fn check(&self) -> CheckFuture<'_> {
-        Box::pin(async move {
-            sqlx::query("SELECT 1")
-                .execute(&self.0)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
-    }
-}
-
-/// NATS is ready when the client is connected (it reconnects by itself).
-#[derive(Clone)]
-pub struct NatsCheck(pub async_nats::Client);
-
-impl ReadinessCheck for NatsCheck {
-    fn name(&self) -> &'static str {
-        "nats"
-    }
-
-    fn check(&self) -> CheckFuture<'_> {
-        Box::pin(async move {
-            match self.0.connection_state() {
-                async_nats::connection::State::Connected => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        })
-    }
-}
+/// How long one check may take before it counts as failed.
+const CHECK_DEADLINE: Duration = Duration::from_secs(2);
 
 /// All the checks of one service.
 #[derive(Clone, Default)]
@@ -79,19 +48,31 @@ impl Readiness {
         self
     }
 
+    /// Adds a check that is already shared.
+    pub fn with_shared(mut self, check: Arc<dyn ReadinessCheck>) -> Self {
+        self.checks.push(check);
+        self
+    }
+
     /// Runs every check concurrently, each bounded by a short deadline so a hung
     /// dependency makes the probe fail rather than hang.
     pub async fn report(&self) -> ReadinessReport {
         let runs = self.checks.iter().map(|c| async move {
-            let outcome = match tokio::time::timeout(Duration::from_secs(2), c.check()).await {
-                Ok(Ok(())) => "ok".to_owned(),
-                Ok(Err(e)) => format!("error: {e}"),
-                Err(_) => "error: timed out after 2s".to_owned(),
+            let outcome = match tokio::time::timeout(CHECK_DEADLINE, c.check()).await {
+                Ok(Ok(())) => OK,
+                Ok(Err(reason)) => {
+                    tracing::warn!(check = c.name(), reason, "readiness check failed");
+                    UNAVAILABLE
+                }
+                Err(_) => {
+                    tracing::warn!(check = c.name(), "readiness check timed out");
+                    UNAVAILABLE
+                }
             };
             (c.name(), outcome)
         });
         let checks: BTreeMap<_, _> = futures::future::join_all(runs).await.into_iter().collect();
-        let ready = checks.values().all(|v| v == "ok");
+        let ready = checks.values().all(|v| *v == OK);
         ReadinessReport {
             status: if ready { "ready" } else { "not ready" },
             checks,
@@ -99,12 +80,15 @@ impl Readiness {
     }
 }
 
+const OK: &str = "ok";
+const UNAVAILABLE: &str = "unavailable";
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReadinessReport {
     #[schema(example = "ready")]
     pub status: &'static str,
-    /// Each dependency and `ok` or the error it gave.
-    pub checks: BTreeMap<&'static str, String>,
+    /// Each dependency and `ok` or `unavailable` (the reason is in the service's log).
+    pub checks: BTreeMap<&'static str, &'static str>,
 }
 
 pub(crate) async fn healthz() -> impl IntoResponse {
@@ -119,4 +103,32 @@ pub(crate) async fn readyz(State(readiness): State<Readiness>) -> impl IntoRespo
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Failing;
+
+    impl ReadinessCheck for Failing {
+        fn name(&self) -> &'static str {
+            "postgres"
+        }
+
+        fn check(&self) -> CheckFuture<'_> {
+            Box::pin(async {
+                Err("password authentication failed for user \"user_svc\" at 10.0.0.7".into())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_check_reports_unavailable_without_its_reason() {
+        let report = Readiness::new().with(Failing).report().await;
+        let json = serde_json::to_string(&report).unwrap();
+        assert_eq!(report.status, "not ready");
+        assert_eq!(report.checks["postgres"], "unavailable");
+        assert!(!json.contains("user_svc") && !json.contains("10.0.0.7"), "{json}");
+    }
 }

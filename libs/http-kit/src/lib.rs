@@ -9,9 +9,8 @@ pub mod observe;
 pub mod problem;
 pub mod query;
 pub mod server;
-pub mod skeleton;
 
-pub use health::{NatsCheck, PostgresCheck, Readiness, ReadinessCheck};
+pub use health::{CheckFuture, Readiness, ReadinessCheck, ReadinessReport};
 pub use json::{Json, Valid, Validate};
 pub use problem::{FieldError, Problem};
 pub use query::Query;

@@ -1,28 +1,20 @@
 //! The inventory service: stock per SKU, reservations with a TTL, stock events and low-stock alerts.
 //!
-//! Not built out yet (see its README): today it only runs the shared operational
-//! surface (`/healthz`, `/readyz` checking NATS and its own `inventory` schema's database
-//! role, `/metrics`, `/openapi.json`, `/docs`) so the stack, the launcher and the
-//! deployment manifests are complete from the start.
+//! Not built out yet (see its README): it runs on the service chassis with no business
+//! routes, so it already connects to its own `inventory` schema and to NATS, owns the
+//! stream of its event context, and serves the operational surface (`/healthz`,
+//! `/readyz`, `/metrics`, `/openapi.json`, `/docs`). The launcher, the e2e tests and
+//! the deployment manifests treat it as the real process it will become.
 
-use shop_http::ServiceInfo;
-use shop_http::skeleton::Owns;
+pub mod app;
+pub mod config;
 
-pub const INFO: ServiceInfo = ServiceInfo {
-    name: "inventory",
-    title: "the shop: inventory service",
-    version: env!("CARGO_PKG_VERSION"),
-    description: "stock per SKU, reservations with a TTL, stock events and low-stock alerts (not built yet).",
-};
+pub use app::{INFO, build, openapi};
+pub use config::Settings;
 
-/// The service's own schema (see `shop_db::SERVICES`); it also owns the stream of
-/// its event context.
-pub const SCHEMA: &str = "inventory";
-
+/// The process: serves, or runs a subcommand (`openapi`).
 pub async fn main() -> anyhow::Result<()> {
-    let owns = Owns {
-        schema: Some(SCHEMA),
-        context: Some("inventory"),
-    };
-    shop_http::skeleton::main(INFO, 8083, owns).await
+    shop_service::Cli::new(INFO, openapi)
+        .run(|| async { build(Settings::load()?).await })
+        .await
 }

@@ -1,25 +1,16 @@
-//! Building and running the user service: connect, migrate, seed the admin, bind,
-//! serve. Tests call [`Application::build`] with port 0 and a fresh database.
+//! The user service, assembled on the chassis: its schema and migrations, its outbox,
+//! the welcome-mail consumer, housekeeping, and its API. Tests call [`build`] with
+//! port 0 and a fresh database.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use anyhow::Context as _;
-use axum::Router;
 use secrecy::{ExposeSecret as _, SecretString};
 use shop_auth::BearerAuth;
-use shop_events::{Consumer, Namespace, Outbox, Relay, RelayConfig};
-use shop_http::{HttpSettings, NatsCheck, PostgresCheck, Readiness, ServiceInfo};
-use sqlx::PgPool;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use shop_http::ServiceInfo;
+use shop_service::{Application, Service};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::config::Settings;
-use crate::keys::SigningKeys;
-use crate::password::Passwords;
 use crate::state::AppState;
 use crate::{notifications, routes};
 
@@ -31,9 +22,6 @@ pub const INFO: ServiceInfo = ServiceInfo {
                   /.well-known/jwks.json), rotating refresh tokens with reuse detection, roles.",
 };
 
-/// The schema this service owns (see `shop_db::SERVICES`).
-pub const SCHEMA: &str = "users";
-
 #[derive(utoipa::OpenApi)]
 #[openapi(
     modifiers(&BearerAuth),
@@ -44,119 +32,26 @@ pub const SCHEMA: &str = "users";
 )]
 struct ApiDoc;
 
-/// A built, bound, not yet serving user service.
-pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    state: AppState,
-    js: async_nats::jetstream::Context,
-    ns: Namespace,
-}
-
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool_settings = shop_db::PoolSettings {
-            max_connections: settings.db_max_connections,
-            ..Default::default()
-        };
-        let db = shop_db::connect_lazy(&settings.database_url, SCHEMA, &pool_settings)?;
-        wait_for_database(&db, Duration::from_secs(30)).await?;
-        sqlx::migrate!("../../migrations/user")
-            .run(&db)
-            .await
-            .context("applying the user service's migrations")?;
-
-        let (nats, js) =
-            shop_events::connect::connect(&settings.nats_url, INFO.name, Duration::from_secs(30))
-                .await?;
-        let ns = Namespace::prefixed(settings.events_prefix.clone());
-        // This service owns the USERS stream.
-        shop_events::ensure_stream(&js, &ns, "users").await?;
-        shop_events::ensure_dead_letter_stream(&js, &ns).await?;
-
-        let keys = Arc::new(SigningKeys::load(&settings.jwt)?);
-        let state = AppState {
-            db,
-            verifier: keys.verifier(),
-            keys,
-            passwords: Passwords::new(settings.max_concurrent_hashes).await?,
-            outbox: Outbox::new(ns.clone(), SCHEMA),
-            settings: Arc::new(settings),
-        };
-        seed_admin(&state).await?;
-
-        let listener = shop_http::bind(&state.settings.http).await?;
-        let readiness = Readiness::new()
-            .with(PostgresCheck(state.db.clone()))
-            .with(NatsCheck(nats));
-        let (router, _) = router(state.clone(), readiness, &state.settings.http);
-        Ok(Self {
-            listener,
-            router,
-            state,
-            js,
-            ns,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
-    }
-
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
-    /// Serves HTTP, and in the background relays the outbox and sends welcome
-    /// e-mails, until `shutdown`; then lets in-flight requests and events finish.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let (stop, stopped) = watch::channel(false);
-        let until_stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stopped| *stopped).await;
-        };
-        let relay = Relay::new(
-            self.state.db.clone(),
-            self.js.clone(),
-            RelayConfig::new(SCHEMA),
-        );
-        let relay = tokio::spawn(relay.run(until_stopped(stopped.clone())));
-        let welcome = Consumer::new(
-            self.state.db.clone(),
-            self.js.clone(),
-            self.ns.clone(),
-            notifications::consumer_config(),
-            notifications::WelcomeMail,
-        );
-        let welcome = tokio::spawn(welcome.run(until_stopped(stopped)));
-
-        let served = shop_http::serve(self.listener, self.router, shutdown).await;
-        let _ = stop.send(true);
-        for (task, name) in [(relay, "outbox relay"), (welcome, "welcome-mail consumer")] {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = format!("{e:#}"), "{name} failed"),
-                Err(e) => tracing::error!(error = %e, "{name} panicked"),
-            }
-        }
-        served
-    }
-}
-
-/// The full HTTP app and its OpenAPI document.
-pub fn router(
-    state: AppState,
-    readiness: Readiness,
-    http: &HttpSettings,
-) -> (Router, utoipa::openapi::OpenApi) {
-    shop_http::app(INFO, api().with_state(state), readiness, http)
+/// Connects, migrates, seeds the admin and binds; [`Application::run_until_stopped`]
+/// then serves.
+pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    let service = Service::new(INFO, &settings.service)
+        .migrations(sqlx::migrate!("../../migrations/user"))
+        .with_outbox()
+        .start()
+        .await?;
+    let state = AppState::new(&service, settings).await?;
+    seed_admin(&state).await?;
+    service
+        .consumer(notifications::consumer_config(), notifications::WelcomeMail)
+        .api(api().with_state(state))
+        .bind()
+        .await
 }
 
 /// The OpenAPI document alone (for `shop-user openapi` and the gateway's docs).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    shop_service::openapi(INFO, api())
 }
 
 /// Every business route, with its documentation.
@@ -165,22 +60,6 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::jwks::router())
-}
-
-async fn wait_for_database(db: &PgPool, deadline: Duration) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let mut delay = Duration::from_millis(50);
-    loop {
-        match sqlx::query("SELECT 1").execute(db).await {
-            Ok(_) => return Ok(()),
-            Err(e) if started.elapsed() < deadline => {
-                tracing::warn!(error = %e, "database not reachable yet, retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
-            }
-            Err(e) => return Err(e).context("the database stayed unreachable"),
-        }
-    }
 }
 
 /// Creates the configured admin if no account has that e-mail. An existing account

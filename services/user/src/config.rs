@@ -1,25 +1,20 @@
 //! The user service's settings: `SHOP_*` environment variables over the defaults below
-//! (see `shop_http::config`). Secrets never print.
+//! (see `shop_http::config`). Secrets never print and are never serialized
+//! (`shop_service::settings` says why).
 
 use std::path::PathBuf;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
-use shop_http::HttpSettings;
+use shop_service::ServiceSettings;
+
+use crate::client_ip::TrustedProxy;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
+    /// What every service has: listener, database, NATS (see `shop_service::settings`).
     #[serde(flatten)]
-    pub http: HttpSettings,
-    /// This service's own role and schema (`users`); see `shop_db::SERVICES`.
-    #[serde(serialize_with = "no_secret")]
-    pub database_url: SecretString,
-    pub db_max_connections: u32,
-    /// NATS with JetStream.
-    pub nats_url: String,
-    /// Prefix of every stream, subject and consumer name: empty in production, unique
-    /// per test so parallel tests never see each other's events.
-    pub events_prefix: String,
+    pub service: ServiceSettings,
     pub jwt: JwtSettings,
     pub admin: AdminSettings,
     pub throttle: ThrottleSettings,
@@ -35,11 +30,15 @@ pub struct JwtSettings {
     /// `aud` of every token.
     pub audience: String,
     pub access_ttl_secs: i64,
+    /// How long an unused refresh token stays valid; every refresh issues a new one.
     pub refresh_ttl_secs: i64,
+    /// The absolute lifetime of a login (a refresh-token family): after it the client
+    /// logs in again, however recently it refreshed. No token outlives its family.
+    pub refresh_family_ttl_secs: i64,
     /// PKCS#8 PEM file of the current Ed25519 signing key.
     pub signing_key_file: Option<PathBuf>,
     /// The same as an inline PEM (e.g. from a Kubernetes secret); the file wins.
-    #[serde(serialize_with = "no_secret_opt")]
+    #[serde(skip_serializing, default)]
     pub signing_key_pem: Option<SecretString>,
     /// PEM files (private or public) of keys retired by a rotation: no longer used to
     /// sign, still published in the JWKS until every token they signed has expired.
@@ -48,34 +47,44 @@ pub struct JwtSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AdminSettings {
-    /// The admin account created at start-up if absent.
+    /// The admin account created at start-up if absent. If an account that is not an
+    /// admin holds this e-mail, the service refuses to start (see `crate::admin`).
     pub email: String,
-    /// Its password. Required outside `SHOP_ENV=local`; never defaulted there.
-    #[serde(serialize_with = "no_secret_opt")]
+    /// Its password, used only to create it. Required outside `SHOP_ENV=local`;
+    /// defaulted (to `admin-password-dev`) only there.
+    #[serde(skip_serializing, default)]
     pub password: Option<SecretString>,
 }
 
-/// Repeated failed logins for one e-mail are refused for a while (429).
+/// Repeated failed logins are refused for a while (429 with `Retry-After`), per
+/// account and per client (see `crate::throttle`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThrottleSettings {
+    /// Per e-mail: this many failed logins within `window_secs` lock it for
+    /// `lockout_secs`.
     pub max_failures: i32,
     pub window_secs: i64,
     pub lockout_secs: i64,
+    /// Per client (an IPv4 address or an IPv6 /64), across all e-mails: this many
+    /// failed logins within `client_window_secs` refuse the client until the window
+    /// ends, so one client cannot lock out (or guess at) every account.
+    pub client_max_failures: i32,
+    pub client_window_secs: i64,
+    /// Peers whose `X-Forwarded-For` is believed (addresses or CIDR ranges, e.g. the
+    /// gateway's): `["10.0.0.0/8"]`. Empty (the default): the TCP peer is the client.
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            http: HttpSettings::on_port(8081),
-            database_url: SecretString::from(String::new()),
-            db_max_connections: 10,
-            nats_url: "nats://127.0.0.1:4222".to_owned(),
-            events_prefix: String::new(),
+            service: ServiceSettings::defaults_for("user"),
             jwt: JwtSettings {
                 issuer: "http://localhost:8081".to_owned(),
                 audience: shop_auth::AUDIENCE.to_owned(),
                 access_ttl_secs: 15 * 60,
                 refresh_ttl_secs: 30 * 24 * 3600,
+                refresh_family_ttl_secs: 90 * 24 * 3600,
                 signing_key_file: None,
                 signing_key_pem: None,
                 previous_key_files: Vec::new(),
@@ -88,6 +97,9 @@ impl Default for Settings {
                 max_failures: 5,
                 window_secs: 15 * 60,
                 lockout_secs: 15 * 60,
+                client_max_failures: 30,
+                client_window_secs: 15 * 60,
+                trusted_proxies: Vec::new(),
             },
             max_concurrent_hashes: 0,
         }
@@ -95,24 +107,71 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Defaults, then `SHOP_CONFIG_FILE`, then `SHOP_*` variables. On a developer
-    /// machine (`SHOP_ENV=local`) the seeded admin gets the documented dev password.
+    /// Defaults, then `SHOP_CONFIG_FILE`, then `SHOP_*` variables, checked for the
+    /// environment this process runs in ([`Settings::for_environment`]).
     pub fn load() -> anyhow::Result<Self> {
-        let mut settings = shop_http::config::load(Self::default())?;
-        if settings.admin.password.is_none() && shop_http::config::is_local() {
-            settings.admin.password = Some(SecretString::from("admin-password-dev"));
+        shop_http::config::load(Self::default())?.for_environment(shop_http::config::is_local())
+    }
+
+    /// What start-up needs of loaded settings, given whether this is a developer
+    /// machine (`SHOP_ENV=local`): there the seeded admin gets the documented dev
+    /// password; anywhere else a missing one is an error, never a default.
+    pub fn for_environment(mut self, local: bool) -> anyhow::Result<Self> {
+        let missing = self
+            .admin
+            .password
+            .as_ref()
+            .is_none_or(|p| p.expose_secret().is_empty());
+        if missing {
+            if !local {
+                anyhow::bail!(
+                    "SHOP_ADMIN__PASSWORD is not set: outside SHOP_ENV=local it is required \
+                     (the password of the admin account {} created at first start)",
+                    self.admin.email
+                );
+            }
+            self.admin.password = Some(SecretString::from(DEV_ADMIN_PASSWORD));
         }
-        Ok(settings)
+        Ok(self)
     }
 }
 
-fn no_secret<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("")
-}
+/// The seeded admin's password on a developer machine, and only there.
+const DEV_ADMIN_PASSWORD: &str = "admin-password-dev";
 
-fn no_secret_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(_) => s.serialize_some(""),
-        None => s.serialize_none(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_without_an_admin_password_fail_to_load_outside_local() {
+        let error = Settings::default().for_environment(false).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("SHOP_ADMIN__PASSWORD"), "{message}");
+        assert!(message.contains("admin@shop.local"), "{message}");
+
+        let mut empty = Settings::default();
+        empty.admin.password = Some(SecretString::from(""));
+        assert!(
+            empty.for_environment(false).is_err(),
+            "an empty password is no password"
+        );
+    }
+
+    #[test]
+    fn only_a_local_run_gets_the_dev_admin_password() {
+        let local = Settings::default().for_environment(true).unwrap();
+        assert_eq!(
+            local.admin.password.unwrap().expose_secret(),
+            DEV_ADMIN_PASSWORD
+        );
+
+        let mut configured = Settings::default();
+        configured.admin.password = Some(SecretString::from("from-a-secret"));
+        let production = configured.for_environment(false).unwrap();
+        assert_eq!(
+            production.admin.password.unwrap().expose_secret(),
+            "from-a-secret"
+        );
     }
 }

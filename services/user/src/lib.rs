@@ -16,29 +16,23 @@ pub mod routes;
 pub mod state;
 pub mod throttle;
 
-pub use app::Application;
+pub use app::{INFO, build, openapi};
 pub use config::Settings;
 
 use secrecy::ExposeSecret as _;
 
-/// The process: `shop-user` serves; `shop-user keygen` prints a new signing key;
-/// `shop-user openapi` prints the OpenAPI document.
+/// The process: `shop-user` serves; `shop-user openapi` prints the OpenAPI document;
+/// `shop-user keygen` prints a new signing key.
 pub async fn main() -> anyhow::Result<()> {
-    match std::env::args().nth(1).as_deref() {
-        Some("keygen") => {
-            print!("{}", keys::generate_pem()?.expose_secret());
-            return Ok(());
-        }
-        Some("openapi") => {
-            println!("{}", app::openapi().to_pretty_json()?);
-            return Ok(());
-        }
-        Some(other) => anyhow::bail!("unknown command `{other}` (try: keygen, openapi)"),
-        None => {}
-    }
-    let _telemetry = shop_telemetry::init("user")?;
-    let settings = Settings::load()?;
-    let app = Application::build(settings).await?;
-    app.run_until_stopped(shop_http::shutdown_signal()).await?;
-    Ok(())
+    shop_service::Cli::new(INFO, openapi)
+        .command(
+            "keygen",
+            "print a new Ed25519 signing key (PKCS#8 PEM)",
+            || {
+                print!("{}", keys::generate_pem()?.expose_secret());
+                Ok(())
+            },
+        )
+        .run(|| async { build(Settings::load()?).await })
+        .await
 }

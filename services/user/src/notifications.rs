@@ -6,7 +6,7 @@
 //! for an SMTP relay or a mail API, documented as such).
 
 use shop_events::contracts::users::UserRegistered;
-use shop_events::{ConsumerConfig, Envelope, Event as _, Handler, HandlerError};
+use shop_events::{ConsumerConfig, Envelope, EventHandler, HandlerError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -14,18 +14,20 @@ use uuid::Uuid;
 pub const CONSUMER: &str = "user-welcome-mail";
 
 pub fn consumer_config() -> ConsumerConfig {
-    ConsumerConfig::new(CONSUMER, "users", &[UserRegistered::TYPE])
+    ConsumerConfig::new(CONSUMER)
 }
 
 pub struct WelcomeMail;
 
-impl Handler for WelcomeMail {
-    fn accepts(&self, kind: &str, version: u32) -> bool {
-        kind == UserRegistered::TYPE && version == UserRegistered::VERSION
-    }
+impl EventHandler for WelcomeMail {
+    type Event = UserRegistered;
 
-    async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
-        let user: UserRegistered = event.decode()?;
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        event: Envelope<UserRegistered>,
+    ) -> Result<(), HandlerError> {
+        let user = event.data;
         let body = format!(
             "Hi {},\n\nwelcome to the shop! Your account {} is ready.\n\nThe shop",
             user.name, user.email

@@ -6,7 +6,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::stream::Stream;
 use shop_events::consumer::{DEAD_LETTER_DELIVERIES, DEAD_LETTER_REASON};
 
-use crate::harness::{Harness, Recorder, harness, registered};
+use crate::harness::{Harness, Recorder, harness, registered, registered_envelope};
 
 const EFFECTS: &str = "SELECT count(*) FROM effects";
 
@@ -71,7 +71,7 @@ async fn dead_letters(h: &Harness, expected: usize) -> Vec<HeaderMap> {
 #[tokio::test]
 async fn the_same_event_delivered_twice_changes_state_once() {
     let h = harness().await;
-    let payload = serde_json::to_vec(&registered()).unwrap();
+    let payload = serde_json::to_vec(&registered_envelope()).unwrap();
     // Two different message ids defeat the broker's de-duplication on purpose.
     publish_raw(&h, "copy-1", payload.clone()).await;
     publish_raw(&h, "copy-2", payload).await;
@@ -113,7 +113,7 @@ async fn a_handler_that_always_fails_ends_on_the_dead_letter_subject() {
 async fn poison_messages_are_parked_with_their_reason_and_do_not_block_the_rest() {
     let h = harness().await;
     publish_raw(&h, "garbage", b"{not json".to_vec()).await;
-    let mut unknown = serde_json::to_value(registered()).unwrap();
+    let mut unknown = serde_json::to_value(registered_envelope()).unwrap();
     unknown["version"] = 99.into();
     publish_raw(&h, "future-version", serde_json::to_vec(&unknown).unwrap()).await;
     h.commit_events(1).await;
@@ -163,7 +163,7 @@ async fn one_failing_event_in_a_batch_leaves_the_others_handled() {
     let h = harness().await;
     let events = (0..20).map(|i| {
         let mut event = registered();
-        event.data.email = format!("user{i}@example.com");
+        event.email = format!("user{i}@example.com");
         event
     });
     h.commit(events).await;

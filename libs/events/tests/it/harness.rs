@@ -7,19 +7,19 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use shop_events::contracts::users::UserRegistered;
 use shop_events::{
-    Consumer, ConsumerConfig, Envelope, Event, Handler, HandlerError, Namespace, Outbox, Relay,
-    RelayConfig,
+    Consumer, ConsumerConfig, Envelope, EventHandler, HandlerError, Namespace, Outbox, Relay,
 };
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 pub struct Harness {
-    pub _db: shop_testkit::TestDatabase,
+    pub _db: Option<shop_testkit::TestDatabase>,
     pub pool: PgPool,
     pub js: jetstream::Context,
     pub ns: Namespace,
     pub outbox: Outbox,
+    relay: Relay,
     stop: watch::Sender<bool>,
 }
 
@@ -30,11 +30,27 @@ pub async fn harness() -> Harness {
 
 /// The same, on a NATS of the test's own (one it can stop and start).
 pub async fn harness_on(nats_url: &str) -> Harness {
-    shop_telemetry::init_for_tests();
     let db = shop_testkit::fresh_database().await;
-    let url = secrecy::SecretString::from(db.service_url("user"));
-    let pool = shop_db::connect_lazy(&url, "users", &shop_db::PoolSettings::default()).unwrap();
-    sqlx::raw_sql(include_str!("../../../../migrations/user/0002_outbox.sql"))
+    let url = db.service_url("user");
+    harness_with(Some(db), &url, nats_url).await
+}
+
+/// The same, on a database of the test's own (`database_url` is the user role's),
+/// which it can stop and start. The pool gives up on a connection after a second,
+/// so an outage shows quickly.
+pub async fn harness_with(
+    db: Option<shop_testkit::TestDatabase>,
+    database_url: &str,
+    nats_url: &str,
+) -> Harness {
+    shop_telemetry::init_for_tests();
+    let url = secrecy::SecretString::from(database_url.to_owned());
+    let settings = shop_db::PoolSettings {
+        acquire_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let pool = shop_db::connect_lazy(&url, "users", &settings).unwrap();
+    sqlx::raw_sql(include_str!("../../sql/events.sql"))
         .execute(&pool)
         .await
         .unwrap();
@@ -50,7 +66,8 @@ pub async fn harness_on(nats_url: &str) -> Harness {
     shop_events::ensure_dead_letter_stream(&js, &ns)
         .await
         .unwrap();
-    let outbox = Outbox::new(ns.clone(), "users");
+    let (outbox, relay) =
+        shop_events::outbox(pool.clone(), js.clone(), ns.clone(), "users", "user");
     let (stop, _) = watch::channel(false);
     Harness {
         _db: db,
@@ -58,6 +75,7 @@ pub async fn harness_on(nats_url: &str) -> Harness {
         js,
         ns,
         outbox,
+        relay,
         stop,
     }
 }
@@ -70,28 +88,24 @@ impl Harness {
     }
 
     /// Commits the given events in one transaction; returns their ids.
-    pub async fn commit(
-        &self,
-        events: impl Iterator<Item = Envelope<UserRegistered>>,
-    ) -> Vec<Uuid> {
+    pub async fn commit(&self, events: impl Iterator<Item = UserRegistered>) -> Vec<Uuid> {
         let mut tx = self.pool.begin().await.unwrap();
         let mut ids = Vec::new();
-        for envelope in events {
-            self.outbox.enqueue(&mut tx, &envelope).await.unwrap();
-            ids.push(envelope.id);
+        for event in events {
+            ids.push(self.outbox.enqueue(&mut tx, event).await.unwrap());
         }
         tx.commit().await.unwrap();
         ids
     }
 
     pub fn relay(&self) -> Relay {
-        let mut config = RelayConfig::new("users");
-        config.poll_interval = Duration::from_millis(200);
-        Relay::new(self.pool.clone(), self.js.clone(), config)
+        self.relay
+            .clone()
+            .configure(|c| c.poll_interval = Duration::from_millis(200))
     }
 
     pub fn consumer_config(&self) -> ConsumerConfig {
-        let mut config = ConsumerConfig::new("test-recorder", "users", &[UserRegistered::TYPE]);
+        let mut config = ConsumerConfig::new("test-recorder");
         config.backoff = Duration::from_millis(10);
         config.max_backoff = Duration::from_millis(100);
         config.max_deliveries = 3;
@@ -164,15 +178,17 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-pub fn registered() -> Envelope<UserRegistered> {
-    Envelope::new(
-        "user",
-        UserRegistered {
-            user_id: Uuid::now_v7(),
-            email: "ada@example.com".into(),
-            name: "Ada".into(),
-        },
-    )
+pub fn registered() -> UserRegistered {
+    UserRegistered {
+        user_id: Uuid::now_v7(),
+        email: "ada@example.com".into(),
+        name: "Ada".into(),
+    }
+}
+
+/// A whole envelope, for publishing by hand (past the outbox).
+pub fn registered_envelope() -> Envelope<UserRegistered> {
+    Envelope::new("user", registered())
 }
 
 /// Records each event it handles (with the trace id it ran under) in `effects`.
@@ -184,20 +200,21 @@ pub enum Recorder {
     Refuses(&'static str),
 }
 
-impl Handler for Recorder {
-    fn accepts(&self, kind: &str, version: u32) -> bool {
-        kind == UserRegistered::TYPE && version == UserRegistered::VERSION
-    }
+impl EventHandler for Recorder {
+    type Event = UserRegistered;
 
-    async fn handle(&self, tx: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        event: Envelope<UserRegistered>,
+    ) -> Result<(), HandlerError> {
         if let Recorder::AlwaysFails = self {
             return Err(HandlerError::Transient(anyhow::anyhow!(
                 "the mail server is down"
             )));
         }
-        let typed: UserRegistered = event.decode()?;
         match self {
-            Recorder::Refuses(email) if typed.email == *email => {
+            Recorder::Refuses(email) if event.data.email == *email => {
                 return Err(HandlerError::Permanent(format!("{email} is banned")));
             }
             _ => {}

@@ -30,7 +30,7 @@ async fn events_committed_while_no_relay_ran_are_published_when_one_starts() {
 async fn a_rolled_back_transaction_publishes_nothing() {
     let h = harness().await;
     let mut tx = h.pool.begin().await.unwrap();
-    h.outbox.enqueue(&mut tx, &registered()).await.unwrap();
+    h.outbox.enqueue(&mut tx, registered()).await.unwrap();
     tx.rollback().await.unwrap();
 
     let sent = h.relay().drain().await.unwrap();

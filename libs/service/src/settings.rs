@@ -1,0 +1,83 @@
+//! The settings every service shares. A service's own settings embed them with
+//! `#[serde(flatten)]`, so the variables stay flat: `SHOP_PORT`, `SHOP_DATABASE_URL`,
+//! `SHOP_NATS_URL` ... (see `shop_http::config` for the layering).
+//!
+//! Secrets are hidden one way everywhere: an `Option<SecretString>` that is never
+//! serialized (`#[serde(skip_serializing, default)]`). `Debug` prints it redacted,
+//! and since the defaults are serialized into the configuration's first layer, a
+//! secret can only ever come from the file or the environment, never from code.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use shop_http::HttpSettings;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceSettings {
+    #[serde(flatten)]
+    pub http: HttpSettings,
+    /// The service's own role on its own schema (see `shop_topology::SERVICES`).
+    #[serde(skip_serializing, default)]
+    pub database_url: Option<SecretString>,
+    pub db_max_connections: u32,
+    /// How long start-up waits for Postgres and NATS before giving up.
+    pub connect_timeout_secs: u64,
+    /// NATS with JetStream.
+    pub nats_url: String,
+    /// Prefix of every stream, subject and consumer name: empty in production, unique
+    /// per test so parallel tests never see each other's events.
+    pub events_prefix: String,
+    /// Where access tokens are verified against.
+    pub auth: AuthSettings,
+}
+
+/// Verifying the user service's access tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthSettings {
+    /// The user service's key set.
+    pub jwks_url: String,
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// The `aud` every token must carry.
+    pub audience: String,
+}
+
+impl ServiceSettings {
+    /// The defaults of the named service (its port from `shop_topology`).
+    pub fn defaults_for(service: &str) -> Self {
+        let port = shop_topology::service(service).map_or(0, |s| s.default_port);
+        Self {
+            http: HttpSettings::on_port(port),
+            database_url: None,
+            db_max_connections: 10,
+            connect_timeout_secs: 30,
+            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            events_prefix: String::new(),
+            auth: AuthSettings {
+                jwks_url: "http://127.0.0.1:8081/.well-known/jwks.json".to_owned(),
+                issuer: "http://localhost:8081".to_owned(),
+                audience: "shop".to_owned(),
+            },
+        }
+    }
+
+    /// Defaults, then `SHOP_CONFIG_FILE`, then `SHOP_*` variables: for a service whose
+    /// settings are only the shared ones.
+    pub fn load(service: &str) -> anyhow::Result<Self> {
+        shop_http::config::load(Self::defaults_for(service))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_serialize_and_ports_come_from_the_topology() {
+        let mut settings = ServiceSettings::defaults_for("catalog");
+        settings.database_url = Some(SecretString::from("postgres://u:hunter2@db/shop"));
+        let json = serde_json::to_string(&settings).unwrap();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        assert_eq!(settings.http.port, 8082);
+    }
+}
