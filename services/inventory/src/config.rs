@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use shop_service::ServiceSettings;
 
-use crate::app::INFO;
+use crate::INFO;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {

@@ -9,8 +9,31 @@
 pub mod app;
 pub mod config;
 
-pub use app::{INFO, build, openapi};
+pub use app::build;
 pub use config::Settings;
+
+use shop_http::ServiceInfo;
+use utoipa_axum::router::OpenApiRouter;
+
+/// What it says about itself; its schema and event context are its entry in
+/// `shop_topology::SERVICES`.
+pub const INFO: ServiceInfo = ServiceInfo {
+    name: "payment",
+    title: "the shop: payment service",
+    version: env!("CARGO_PKG_VERSION"),
+    description: "a simulated card processor: authorize, capture, refund; v1 and v2 API (not built yet).",
+};
+
+/// Every business route, with its documentation: none yet (they will live in
+/// `routes/<resource>.rs`).
+pub fn api() -> OpenApiRouter {
+    OpenApiRouter::new()
+}
+
+/// The OpenAPI document alone (for `shop-payment openapi` and the gateway's docs).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    shop_service::openapi(INFO, api())
+}
 
 /// The process: serves, or runs a subcommand (`openapi`).
 pub async fn main() -> anyhow::Result<()> {
