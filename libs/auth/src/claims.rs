@@ -29,6 +29,25 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// The inverse of [`Role::as_str`]: what a service reads back from its own storage.
+/// Exact and case-sensitive, like the serde form, so a role is spelled one way only.
+impl std::str::FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "customer" => Ok(Role::Customer),
+            "admin" => Ok(Role::Admin),
+            other => Err(UnknownRole(other.to_owned())),
+        }
+    }
+}
+
+/// A role name this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?}")]
+pub struct UnknownRole(pub String);
+
 /// The claims of a shop access token (an EdDSA-signed JWT issued by the user service).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -54,5 +73,22 @@ impl Claims {
 
     pub fn user_id(&self) -> Uuid {
         self.sub
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_role_parses_back_from_its_name_and_nothing_else_does() {
+        for role in [Role::Customer, Role::Admin] {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+            // The same spelling as the JSON form the tokens carry.
+            assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{role}\""));
+        }
+        for bad in ["", "Admin", " admin", "root"] {
+            assert_eq!(bad.parse::<Role>(), Err(UnknownRole(bad.to_owned())));
+        }
     }
 }

@@ -85,12 +85,36 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Clients get one fixed message per kind: the detail (the JWT library's words, the
+/// token's own `kid`) would help an attacker probe and no honest client can act on it,
+/// so it goes to the log instead. Client mistakes log at debug or info; only our own
+/// inability to verify is an error.
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let problem = match &self {
-            AuthError::Forbidden(_) => Problem::forbidden(self.to_string()),
+            AuthError::Missing => {
+                tracing::debug!(reason = %self, "unauthenticated request");
+                Problem::unauthorized("Send an access token as `Authorization: Bearer <token>`.")
+            }
+            AuthError::Expired => {
+                tracing::debug!(reason = %self, "token refused");
+                Problem::unauthorized("The access token has expired.")
+            }
+            AuthError::Malformed(_) => {
+                tracing::info!(reason = %self, "token refused");
+                Problem::unauthorized("The access token is malformed.")
+            }
+            AuthError::Invalid(_) | AuthError::UnknownKey(_) => {
+                tracing::info!(reason = %self, "token refused");
+                Problem::unauthorized("The access token is invalid.")
+            }
+            AuthError::Forbidden(role) => {
+                tracing::info!(reason = %self, "request forbidden");
+                // The role is ours to name, not anything the caller sent.
+                Problem::forbidden(format!("This needs the `{role}` role."))
+            }
             AuthError::KeysUnavailable(_) => {
-                tracing::error!(error = %self, "cannot verify tokens");
+                tracing::error!(reason = %self, "cannot verify tokens");
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "auth-unavailable",
@@ -98,7 +122,6 @@ impl IntoResponse for AuthError {
                 )
                 .with_retry_after(5)
             }
-            _ => Problem::unauthorized(self.to_string()),
         };
         let status = problem.status;
         let mut response = problem.into_response();

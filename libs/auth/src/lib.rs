@@ -5,12 +5,13 @@
 mod claims;
 mod extract;
 mod openapi;
+pub mod signing_key;
 mod verifier;
 
 pub use claims::{Claims, Role};
 pub use extract::{Admin, AdminRole, Authenticated, RequireRole, RequiredRole};
 pub use openapi::BearerAuth;
-pub use verifier::{AuthError, Verifier};
+pub use verifier::{AuthError, Verifier, VerifierBuilder};
 
 /// The audience every shop access token is issued for.
 pub const AUDIENCE: &str = "shop";

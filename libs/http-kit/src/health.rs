@@ -129,6 +129,9 @@ mod tests {
         let json = serde_json::to_string(&report).unwrap();
         assert_eq!(report.status, "not ready");
         assert_eq!(report.checks["postgres"], "unavailable");
-        assert!(!json.contains("user_svc") && !json.contains("10.0.0.7"), "{json}");
+        assert!(
+            !json.contains("user_svc") && !json.contains("10.0.0.7"),
+            "{json}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! A `Json` extractor whose every rejection is a problem+json, with the path of the
-//! offending field, and a `Valid` wrapper that runs the type's own validation.
+//! offending field, and a `Valid` wrapper that runs the type's own validation (for
+//! bodies here, for query strings in `query.rs`).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -23,7 +24,8 @@ pub trait Validate {
     fn validate(&self) -> Vec<FieldError>;
 }
 
-/// A JSON body that parsed *and* validated; otherwise 422 with the field errors.
+/// Input that parsed *and* validated; otherwise 422 with the field errors. Wraps a
+/// [`Json`] body or a [`Query`](crate::query::Query).
 #[derive(Debug, Clone, Copy)]
 pub struct Valid<T>(pub T);
 

@@ -1,18 +1,27 @@
 //! Turns a service's API router into a complete HTTP server: the operational
 //! endpoints every service serves, the middleware stack, and graceful shutdown.
+//!
+//! Connections are served by hyper directly rather than through `axum::serve`, for
+//! one setting it does not expose: a deadline for the request head. Without it a
+//! client that sends half a request line and stalls holds a connection (and a file
+//! descriptor) for as long as it likes, and enough of them starve the process.
 
-use std::net::SocketAddr;
+use std::io;
+use std::pin::pin;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
+use tokio::sync::watch;
+use tower::{Layer as _, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use utoipa::openapi::OpenApi;
@@ -32,6 +41,15 @@ pub struct HttpSettings {
     pub request_timeout_ms: u64,
     /// Bodies above this are refused with 413 before they are parsed.
     pub body_limit_bytes: usize,
+    /// A connection that has not sent a whole request head (request line and headers)
+    /// this long after it opened, or after its previous response, is closed. This is
+    /// also how long an idle keep-alive connection stays open.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
 }
 
 impl HttpSettings {
@@ -41,6 +59,7 @@ impl HttpSettings {
             port,
             request_timeout_ms: 10_000,
             body_limit_bytes: 64 * 1024,
+            header_read_timeout_ms: default_header_read_timeout_ms(),
         }
     }
 
@@ -132,20 +151,123 @@ pub async fn bind(settings: &HttpSettings) -> anyhow::Result<TcpListener> {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
-/// finish.
+/// finish; with the default header-read timeout. Prefer [`serve_with`], which takes it
+/// from the service's settings.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_with(listener, router, &HttpSettings::on_port(0), shutdown).await
+}
+
+/// Serves HTTP/1.1 until `shutdown` resolves, then stops accepting, lets in-flight
+/// requests finish and closes idle connections. Handlers can extract
+/// `ConnectInfo<SocketAddr>`. Of `settings`, only the connection options are read
+/// (`header_read_timeout_ms`); the address is the listener's.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    settings: &HttpSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms));
+
+    // Every connection holds a receiver; the sender sees them all gone once drained.
+    let (drain, draining) = watch::channel(false);
+    let mut shutdown = pin!(shutdown);
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, remote) = match accepted {
+            Ok(connection) => {
+                backoff.reset();
+                connection
+            }
+            // The client gave up before we got to it: nothing wrong with us.
+            Err(e) if is_connection_error(&e) => continue,
+            // Most likely out of file descriptors (EMFILE): retrying at once would spin
+            // on the same error, so wait for connections to close, and say so.
+            Err(e) => {
+                let pause = backoff.next_pause();
+                tracing::error!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed");
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(pause) => continue,
+                }
+            }
+        };
+        let service =
+            TowerToHyperService::new(Extension(ConnectInfo(remote)).layer(router.clone()));
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut draining = draining.clone();
+        tokio::spawn(async move {
+            let mut connection = pin!(connection);
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(e) = served {
+                        tracing::debug!(%remote, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = draining.wait_for(|drain| *drain) => {}
+            }
+            // Finishes the request in progress, if any, then closes.
+            connection.as_mut().graceful_shutdown();
+            if let Err(e) = connection.await {
+                tracing::debug!(%remote, error = %e, "connection ended with an error");
+            }
+            drop(draining);
+        });
+    }
+    drop(listener);
+    tracing::info!("stopped accepting; draining in-flight requests");
+    let _ = drain.send(true);
+    drop(draining);
+    drain.closed().await;
+    Ok(())
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+}
+
+/// The pause after each failed accept: doubling from 10 ms up to one second, back to
+/// the start after a success.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const CAP: Duration = Duration::from_secs(1);
+
+    fn next_pause(&mut self) -> Duration {
+        let pause = Self::FIRST
+            .saturating_mul(1 << self.failures.min(16))
+            .min(Self::CAP);
+        self.failures = self.failures.saturating_add(1);
+        pause
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what Kubernetes and `make up` send).
@@ -175,6 +297,24 @@ pub async fn shutdown_signal() {
 /// `main`.
 pub async fn run(router: Router, settings: &HttpSettings) -> anyhow::Result<()> {
     let listener = bind(settings).await?;
-    serve(listener, router, shutdown_signal()).await?;
+    serve_with(listener, router, settings, shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_errors_back_off_doubling_up_to_a_cap_and_start_over_after_a_success() {
+        let mut backoff = AcceptBackoff::default();
+        let pauses: Vec<_> = (0..10).map(|_| backoff.next_pause().as_millis()).collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        for _ in 0..100 {
+            backoff.next_pause();
+        }
+        assert_eq!(backoff.next_pause(), AcceptBackoff::CAP);
+        backoff.reset();
+        assert_eq!(backoff.next_pause(), AcceptBackoff::FIRST);
+    }
 }

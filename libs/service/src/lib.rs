@@ -286,6 +286,7 @@ impl Service {
         Ok(Application {
             listener,
             router,
+            http: self.settings.http,
             tasks: self.tasks,
             health,
         })
@@ -296,6 +297,7 @@ impl Service {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    http: shop_http::HttpSettings,
     tasks: Vec<(String, TaskFn)>,
     health: TaskHealth,
 }
@@ -325,7 +327,7 @@ impl Application {
                 ))
             })
             .collect();
-        let served = shop_http::serve(self.listener, self.router, shutdown).await;
+        let served = shop_http::serve_with(self.listener, self.router, &self.http, shutdown).await;
         let _ = stop.send(true);
         let drained = tokio::time::timeout(TASK_GRACE, futures::future::join_all(tasks)).await;
         if drained.is_err() {

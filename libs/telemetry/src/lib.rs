@@ -7,6 +7,12 @@
 //! through the standard `OTEL_*` variables. Keeping it in one place is what makes a request
 //! followable across services.
 //!
+//! Untrusted context stops at the edge: incoming HTTP requests contribute their trace context
+//! only, never their W3C `baggage` (which would otherwise travel on into every downstream call
+//! and, through the outbox, into events), and every header this crate injects is printable
+//! ASCII within the W3C size limits. The details are in the docs of [`set_parent_from_headers`]
+//! and [`inject_context_with`].
+//!
 //! Environment:
 //! - `RUST_LOG`: the filter (default [`DEFAULT_FILTER`]).
 //! - `LOG_FORMAT=pretty`: human-readable lines instead of JSON, for a terminal.
