@@ -16,7 +16,7 @@ pub fn service_bin_dir() -> anyhow::Result<PathBuf> {
         .and_then(|deps| deps.parent())
         .context("the test executable is not inside a cargo target folder")?
         .to_path_buf();
-    let missing: Vec<&str> = shop_stack::SERVICES
+    let missing: Vec<&str> = shop_topology::SERVICES
         .iter()
         .map(|s| s.binary)
         .filter(|binary| !dir.join(binary).is_file())

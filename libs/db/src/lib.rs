@@ -1,60 +1,18 @@
 //! Data ownership: every service owns one schema in the shared database and logs in
-//! with its own role, which can touch nothing else. This crate holds that map, the
-//! idempotent bootstrap that creates it, and the pool each service opens on it.
+//! with its own role, which can touch nothing else. Which service owns which schema
+//! and role is `shop_topology::SERVICES`; this crate holds the idempotent bootstrap
+//! that creates them, and the pool each service opens on its schema.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use secrecy::{ExposeSecret as _, SecretString};
+use shop_topology::Data;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions as _};
 
-/// One service's slice of the database: the schema it owns and the role it logs in as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServiceDb {
-    pub service: &'static str,
-    pub schema: &'static str,
-    pub role: &'static str,
-}
-
-/// Every service of the shop and what it owns. The order is the order of bootstrap.
-pub const SERVICES: &[ServiceDb] = &[
-    ServiceDb {
-        service: "user",
-        schema: "users",
-        role: "user_svc",
-    },
-    ServiceDb {
-        service: "catalog",
-        schema: "catalog",
-        role: "catalog_svc",
-    },
-    ServiceDb {
-        service: "inventory",
-        schema: "inventory",
-        role: "inventory_svc",
-    },
-    ServiceDb {
-        service: "order",
-        schema: "orders",
-        role: "order_svc",
-    },
-    ServiceDb {
-        service: "payment",
-        schema: "payments",
-        role: "payment_svc",
-    },
-    ServiceDb {
-        service: "shipping",
-        schema: "shipping",
-        role: "shipping_svc",
-    },
-];
-
-/// Looks a service up by its name (`user`, `catalog`, ...).
-pub fn service(name: &str) -> Option<ServiceDb> {
-    SERVICES.iter().copied().find(|s| s.service == name)
-}
+mod constraint;
+pub use constraint::{OnConstraint, violates};
 
 /// The password a role gets on a developer machine and in tests. Anywhere else the
 /// passwords come from secrets and are handed to [`bootstrap`] explicitly.
@@ -62,17 +20,18 @@ pub fn local_password(role: &str) -> SecretString {
     SecretString::from(format!("{role}-local-password"))
 }
 
-/// Creates (or brings up to date) every service's role and schema in the database
-/// that `admin` is connected to. Safe to run any number of times, also concurrently
-/// (several replicas' init jobs, parallel tests): runs are serialized by a
-/// an advisory lock on the database, and role updates that collide with a bootstrap
-/// of another database on the same server are retried. Roles that exist keep existing and only get
-/// their password and search path reset.
+/// Creates (or brings up to date) the role and schema of every service that owns data
+/// (`shop_topology::with_data`, in that order) in the database that `admin` is
+/// connected to. Safe to run any number of times, also concurrently (several
+/// replicas' init jobs, parallel tests): runs are serialized by an advisory lock on
+/// the database, and role updates that collide with a bootstrap of another database
+/// on the same server are retried. Roles that exist keep existing and only get their
+/// password and search path reset.
 ///
 /// `admin` must be a superuser (or a role with CREATEROLE that owns the database).
 pub async fn bootstrap(
     admin: &PgPool,
-    password_for: impl Fn(&ServiceDb) -> SecretString,
+    password_for: impl Fn(&Data) -> SecretString,
 ) -> anyhow::Result<()> {
     let mut conn = admin.acquire().await.context("connecting as the admin")?;
     sqlx::query("SELECT pg_advisory_lock($1)")
@@ -97,7 +56,7 @@ const BOOTSTRAP_LOCK: i64 = 0x73686f70_626f6f74;
 
 async fn bootstrap_locked(
     admin: &mut PgConnection,
-    password_for: impl Fn(&ServiceDb) -> SecretString,
+    password_for: impl Fn(&Data) -> SecretString,
 ) -> anyhow::Result<()> {
     let database: String = sqlx::query_scalar("SELECT current_database()")
         .fetch_one(&mut *admin)
@@ -118,10 +77,9 @@ async fn bootstrap_locked(
         .await
         .context("revoking default privileges on schema public")?;
 
-    for svc in SERVICES {
-        let role = svc.role;
-        let schema = svc.schema;
-        let password = quote_literal(password_for(svc).expose_secret());
+    for (svc, data) in shop_topology::with_data() {
+        let Data { role, schema } = data;
+        let password = quote_literal(password_for(&data).expose_secret());
         // CREATE ROLE has no IF NOT EXISTS; two bootstraps racing must both succeed.
         let create_role = format!(
             "DO $$ BEGIN CREATE ROLE {role} LOGIN; \
@@ -141,7 +99,7 @@ async fn bootstrap_locked(
                 .with_context(|| format!("bootstrapping role {role}"))?;
         }
         create_schema(&mut *admin, schema, role).await?;
-        tracing::debug!(service = svc.service, schema, role, "schema and role ready");
+        tracing::debug!(service = svc.name, schema, role, "schema and role ready");
     }
     Ok(())
 }
@@ -246,21 +204,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_service_has_its_own_schema_and_role() {
-        let mut schemas: Vec<_> = SERVICES.iter().map(|s| s.schema).collect();
-        let mut roles: Vec<_> = SERVICES.iter().map(|s| s.role).collect();
-        schemas.sort_unstable();
-        schemas.dedup();
-        roles.sort_unstable();
-        roles.dedup();
-        assert_eq!(schemas.len(), SERVICES.len());
-        assert_eq!(roles.len(), SERVICES.len());
-    }
-
-    #[test]
     fn literals_and_identifiers_are_quoted() {
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
-        assert_eq!(service("order").map(|s| s.schema), Some("orders"));
     }
 }

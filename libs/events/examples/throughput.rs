@@ -46,10 +46,10 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(20_000);
     let dir = tempfile::tempdir()?;
-    let port = shop_testkit::free_port()?;
-    let mut options = shop_testkit::PgOptions::new(dir.path().join("pg"), port);
+    let port = shop_servers::free_port()?;
+    let mut options = shop_servers::PgOptions::new(dir.path().join("pg"), port);
     options.durable = true;
-    let pg = shop_testkit::PgServer::start(options).await?;
+    let pg = shop_servers::PgServer::start(options).await?;
     let admin = PgPool::connect(&pg.admin_url()).await?;
     shop_db::bootstrap(&admin, |svc| shop_db::local_password(svc.role)).await?;
     let url = secrecy::SecretString::from(pg.url(

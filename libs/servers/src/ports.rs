@@ -19,3 +19,16 @@ pub fn free_ports(count: usize) -> std::io::Result<Vec<u16>> {
         .map(|l| Ok(l.local_addr()?.port()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_asked_for_together_are_distinct() {
+        let mut ports = free_ports(16).unwrap();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 16);
+    }
+}

@@ -351,6 +351,23 @@ fn start_watchdog(pid: Pid, options: &ProcessOptions) -> anyhow::Result<(Child, 
     Ok((child, lifeline))
 }
 
+/// Letting go of a process hands it to its watchdog, which stops it and removes its
+/// folder once the lifeline (dropped right after this) closes.
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Taken out first, or the thread that waits for the process would disarm the
+        // watchdog as soon as the process dies, before the watchdog removes its folder.
+        let Some(mut watchdog) = lock(&self.watchdog).take() else {
+            return;
+        };
+        // Reaped on a thread of its own; if there is none to be had, the watchdog stays
+        // a zombie until we exit, which harms nothing.
+        let _ = std::thread::Builder::new()
+            .name(format!("reap-{}", self.name))
+            .spawn(move || watchdog.wait());
+    }
+}
+
 fn disarm_watchdog(watchdog: &Mutex<Option<Child>>) {
     if let Some(mut child) = lock(watchdog).take() {
         let _ = child.kill();

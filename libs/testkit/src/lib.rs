@@ -1,6 +1,7 @@
-//! Real PostgreSQL and NATS (JetStream) servers, as plain child processes: for the
-//! integration tests (one shared server each per test binary, a fresh database per
-//! test) and for the local launcher (`shop-stack`), which runs them on a data folder.
+//! What the integration tests share: one real PostgreSQL and one real NATS (JetStream)
+//! per test binary, a fresh database per test with every service's schema and role,
+//! and a prefix per test for NATS names. The servers themselves are `shop-servers`; a
+//! test that needs a server of its own (to stop and start it mid-test) uses that crate.
 //!
 //! ```no_run
 //! # async fn example() {
@@ -12,17 +13,8 @@
 //! # }
 //! ```
 
-pub mod binaries;
-pub mod nats;
-pub mod ports;
-pub mod postgres;
-pub mod process;
 mod shared;
 
-pub use nats::{NatsOptions, NatsServer};
-pub use ports::{free_port, free_ports};
-pub use postgres::{PgOptions, PgServer};
-pub use process::{LogSink, Process, ProcessOptions, StopSignal};
 pub use shared::{
     TestDatabase, TestNats, TestPostgres, fresh_database, nats, nats_prefix, postgres,
 };

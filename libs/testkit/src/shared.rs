@@ -2,7 +2,7 @@
 //! in temporary folders, and gone (folders too) when the test binary exits.
 //!
 //! Cargo's harness never drops statics, so nothing here relies on `Drop`: each server
-//! runs beside a watchdog (see [`crate::process`]) that stops it and deletes its folder
+//! runs beside a watchdog (see [`shop_servers::process`]) that stops it and deletes its folder
 //! when this process exits. Each `#[tokio::test]` has a runtime of its own, so the
 //! statics hold no pools or tasks: only processes and URLs.
 
@@ -14,9 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection as _, Executor as _, PgConnection};
 use tokio::sync::OnceCell;
 
-use crate::nats::{NatsOptions, NatsServer};
-use crate::postgres::{PgOptions, PgServer};
-use crate::process::LogSink;
+use shop_servers::{LogSink, NatsOptions, NatsServer, PgOptions, PgServer};
 
 /// The Postgres the tests of this binary share.
 #[derive(Debug)]
@@ -108,10 +106,10 @@ async fn start_postgres() -> anyhow::Result<TestPostgres> {
             .prefix("shop-test-pg-")
             .tempdir()?
             .keep();
-        if let Some(owner) = crate::postgres::postgres_owner()? {
+        if let Some(owner) = shop_servers::postgres::postgres_owner()? {
             owner.chown(&root)?;
         }
-        let port = crate::ports::free_port()?;
+        let port = shop_servers::free_port()?;
         let options = PgOptions {
             data_dir: root.join("data"),
             port,
@@ -149,7 +147,7 @@ async fn start_nats() -> anyhow::Result<TestNats> {
         let options = NatsOptions {
             log: LogSink::File(root.join("nats.log")),
             remove_after_stop: Some(root.clone()),
-            ..NatsOptions::new(root.join("store"), crate::ports::free_port()?)
+            ..NatsOptions::new(root.join("store"), shop_servers::free_port()?)
         };
         match NatsServer::start(options).await {
             Ok(server) => {
@@ -193,14 +191,16 @@ impl TestDatabase {
     }
 
     /// `postgres://<role>:<local password>@<host>:<port>/<db>` for a service
-    /// (`user`, `catalog` ...). Panics on a name `shop_db::SERVICES` does not know.
+    /// (`user`, `catalog` ...). Panics on a name that owns no data in
+    /// `shop_topology::SERVICES`.
     pub fn service_url(&self, service: &str) -> String {
-        let svc = shop_db::service(service)
-            .unwrap_or_else(|| panic!("no service named {service:?} in shop_db::SERVICES"));
-        let password = shop_db::local_password(svc.role);
+        let data = shop_topology::service(service)
+            .and_then(|svc| svc.data)
+            .unwrap_or_else(|| panic!("no service named {service:?} owns data in shop_topology"));
+        let password = shop_db::local_password(data.role);
         format!(
             "postgres://{}:{}@{}:{}/{}",
-            svc.role,
+            data.role,
             password.expose_secret(),
             self.host,
             self.port,

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::services::{self, SERVICES};
+use anyhow::Context as _;
+use shop_topology::SERVICES;
 
 /// Every port of a stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +35,7 @@ impl Ports {
 
     /// Distinct ports the kernel says are free right now (for tests).
     pub fn free() -> std::io::Result<Self> {
-        let mut ports = shop_testkit::free_ports(3 + SERVICES.len())?.into_iter();
+        let mut ports = shop_servers::free_ports(3 + SERVICES.len())?.into_iter();
         let mut next = || ports.next().expect("as many ports as asked for");
         Ok(Self {
             postgres: next(),
@@ -50,6 +51,11 @@ impl Ports {
             Some(port) => *port,
             None => panic!("no port for service {name:?}"),
         }
+    }
+
+    /// `http://127.0.0.1:<port>` of a service (run or not).
+    pub fn base_url(&self, service: &str) -> String {
+        format!("http://127.0.0.1:{}", self.service(service))
     }
 }
 
@@ -100,7 +106,7 @@ impl StackConfig {
             bin_dir,
             work_dir: repo_root.to_path_buf(),
             ports: Ports::local_defaults(),
-            services: services::all_names(),
+            services: every_service(),
             database: "shop".into(),
             log_format: std::env::var("LOG_FORMAT").unwrap_or_else(|_| "pretty".into()),
             ephemeral: false,
@@ -120,7 +126,7 @@ impl StackConfig {
             bin_dir,
             work_dir,
             ports: Ports::free()?,
-            services: services::all_names(),
+            services: every_service(),
             database: "shop".into(),
             log: LogConfig {
                 stdout: false,
@@ -130,5 +136,43 @@ impl StackConfig {
             ephemeral: true,
             health_timeout: Duration::from_secs(60),
         })
+    }
+}
+
+/// Every service's name, in start order.
+pub fn every_service() -> Vec<&'static str> {
+    SERVICES.iter().map(|s| s.name).collect()
+}
+
+/// The folder of the running executable: where `cargo build` put the service binaries
+/// next to `stack`.
+pub fn bin_dir_of_current_exe() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the stack executable")?;
+    exe.parent()
+        .map(Path::to_path_buf)
+        .context("the stack executable has no folder")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_gets_its_documented_port_locally() {
+        let ports = Ports::local_defaults();
+        for service in SERVICES {
+            assert_eq!(ports.service(service.name), service.default_port);
+        }
+        assert_eq!(ports.base_url("gateway"), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn free_ports_give_every_process_a_port_of_its_own() {
+        let ports = Ports::free().unwrap();
+        let mut all: Vec<u16> = ports.services.values().copied().collect();
+        all.extend([ports.postgres, ports.nats, ports.nats_monitor]);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), SERVICES.len() + 3);
     }
 }

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use secrecy::ExposeSecret as _;
+use shop_topology::{SERVICES, Service};
 
 use crate::config::Ports;
-use crate::services::{SERVICES, ServiceSpec};
 
 /// What the environment of a service is made from.
 #[derive(Debug, Clone, Copy)]
@@ -22,7 +22,7 @@ const NEEDS_UPSTREAMS: &[&str] = &["gateway", "order"];
 
 /// The variables set for `spec` (on top of the launcher's own environment, which
 /// passes through: `RUST_LOG`, `OTEL_*` ...).
-pub fn service_env(spec: &ServiceSpec, ctx: &EnvContext<'_>) -> Vec<(String, String)> {
+pub fn service_env(spec: &Service, ctx: &EnvContext<'_>) -> Vec<(String, String)> {
     let ports = ctx.ports;
     let mut env = vec![
         ("SHOP_ENV".to_owned(), "local".to_owned()),
@@ -42,7 +42,7 @@ pub fn service_env(spec: &ServiceSpec, ctx: &EnvContext<'_>) -> Vec<(String, Str
         ),
         ("LOG_FORMAT".to_owned(), ctx.log_format.to_owned()),
     ];
-    if let Some(db) = spec.db() {
+    if let Some(db) = spec.data {
         let password = shop_db::local_password(db.role);
         env.push((
             "SHOP_DATABASE_URL".to_owned(),
@@ -77,9 +77,11 @@ pub fn service_env(spec: &ServiceSpec, ctx: &EnvContext<'_>) -> Vec<(String, Str
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::services::service;
     use std::collections::BTreeMap;
+
+    use shop_topology::service;
+
+    use super::*;
 
     fn env_of(name: &str) -> BTreeMap<String, String> {
         let ports = Ports::local_defaults();

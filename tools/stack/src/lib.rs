@@ -1,6 +1,7 @@
 //! The local launcher behind `make up`: Postgres, NATS and every service of the shop
-//! as plain processes on this machine, their output multiplexed with a prefix per
-//! process. The e2e tests start the same stack through [`Stack::start`].
+//! (as `shop_topology::SERVICES` lists them) as plain processes on this machine, their
+//! output multiplexed with a prefix per process. The e2e tests start the same stack
+//! through [`Stack::start`].
 //!
 //! ```no_run
 //! # async fn example(bin_dir: std::path::PathBuf) -> anyhow::Result<()> {
@@ -19,9 +20,15 @@ pub mod config;
 pub mod env;
 pub mod keys;
 pub mod output;
-pub mod services;
+
+mod exits;
+mod infra;
+mod orphans;
+mod processes;
 mod stack;
 
-pub use config::{LogConfig, Ports, StackConfig};
-pub use services::{SERVICES, ServiceSpec};
-pub use stack::{Exit, Stack, bin_dir_of_current_exe, http_client, stop_orphans};
+pub use config::{LogConfig, Ports, StackConfig, bin_dir_of_current_exe};
+pub use exits::Exit;
+pub use orphans::stop_orphans;
+pub use processes::http_client;
+pub use stack::Stack;

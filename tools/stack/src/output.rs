@@ -7,10 +7,24 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
-use shop_testkit::LogSink;
+use shop_servers::LogSink;
+use shop_topology::SERVICES;
 
-/// The widest process name (`inventory`), so the bars line up.
-const WIDTH: usize = 9;
+/// The widest process name, so the bars line up.
+const WIDTH: usize = widest_name();
+
+const fn widest_name() -> usize {
+    // `postgres` and `nats` are the other processes; `stack` is the launcher.
+    let mut widest = "postgres".len();
+    let mut i = 0;
+    while i < SERVICES.len() {
+        if SERVICES[i].name.len() > widest {
+            widest = SERVICES[i].name.len();
+        }
+        i += 1;
+    }
+    widest
+}
 
 /// What the launcher's own lines are prefixed with.
 pub const LAUNCHER: &str = "stack";
@@ -117,19 +131,17 @@ impl Output {
     }
 }
 
-/// A fixed colour per process, so the same process always looks the same.
+/// A fixed colour per process, so the same process always looks the same: the
+/// servers' own, then the services' by their place in the list.
 fn color_of(process: &str) -> &'static str {
+    const FOR_SERVICES: [&str; 9] = ["32", "33", "36", "92", "93", "94", "95", "96", "91"];
     match process {
         "postgres" => "34",
         "nats" => "35",
-        "user" => "32",
-        "catalog" => "33",
-        "inventory" => "36",
-        "order" => "92",
-        "payment" => "93",
-        "shipping" => "94",
-        "gateway" => "95",
-        _ => "1",
+        service => SERVICES
+            .iter()
+            .position(|s| s.name == service)
+            .map_or("1", |i| FOR_SERVICES[i % FOR_SERVICES.len()]),
     }
 }
 

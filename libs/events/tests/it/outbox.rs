@@ -85,11 +85,11 @@ async fn relays_in_parallel_send_every_row_exactly_once() {
 #[tokio::test]
 async fn nats_down_then_up_delivers_every_event_once() {
     let dir = tempfile::tempdir().unwrap();
-    let port = shop_testkit::free_port().unwrap();
+    let port = shop_servers::free_port().unwrap();
     let start = || {
-        let mut options = shop_testkit::NatsOptions::new(dir.path().join("js"), port);
+        let mut options = shop_servers::NatsOptions::new(dir.path().join("js"), port);
         options.remove_after_stop = None;
-        shop_testkit::NatsServer::start(options)
+        shop_servers::NatsServer::start(options)
     };
     let nats = start().await.unwrap();
     let h = harness_on(&nats.url()).await;

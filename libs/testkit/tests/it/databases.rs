@@ -1,3 +1,5 @@
+//! The databases the testkit hands out: one per test, each service in its own schema.
+
 use sqlx::{Connection as _, PgConnection};
 
 /// The SQLSTATE of a failed statement, `None` when it succeeded.
@@ -37,16 +39,44 @@ async fn two_fresh_databases_are_distinct() {
 #[tokio::test]
 async fn every_service_schema_exists_in_a_fresh_database() {
     let db = shop_testkit::fresh_database().await;
-    for svc in shop_db::SERVICES {
+    for (svc, data) in shop_topology::with_data() {
         let owner: String = sqlx::query_scalar(
             "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = $1",
         )
-        .bind(svc.schema)
+        .bind(data.schema)
         .fetch_one(db.admin_pool())
         .await
         .unwrap();
-        assert_eq!(owner, svc.role, "owner of schema {}", svc.schema);
+        assert_eq!(
+            owner, data.role,
+            "owner of {}'s schema {}",
+            svc.name, data.schema
+        );
     }
+}
+
+#[tokio::test]
+async fn every_service_with_data_logs_in_as_its_own_role_into_its_own_schema() {
+    let db = shop_testkit::fresh_database().await;
+    for (svc, data) in shop_topology::with_data() {
+        let mut conn = PgConnection::connect(&db.service_url(svc.name))
+            .await
+            .unwrap_or_else(|e| panic!("{} cannot log in: {e}", svc.name));
+        let (user, schema): (String, Option<String>) =
+            sqlx::query_as("SELECT current_user::text, current_schema()::text")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(user, data.role);
+        assert_eq!(schema.as_deref(), Some(data.schema));
+    }
+}
+
+#[tokio::test]
+#[should_panic(expected = "owns data")]
+async fn a_service_without_data_has_no_database_url() {
+    let db = shop_testkit::fresh_database().await;
+    let _ = db.service_url("gateway");
 }
 
 #[tokio::test]

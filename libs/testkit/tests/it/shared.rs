@@ -1,3 +1,5 @@
+//! The servers the tests of one binary share, and the prefixes that keep them apart.
+
 use sqlx::{Connection as _, PgConnection};
 
 #[tokio::test]
@@ -13,28 +15,37 @@ async fn the_shared_postgres_answers_as_superuser() {
 }
 
 #[tokio::test]
-async fn the_shared_nats_stores_messages_in_jetstream() {
+async fn the_shared_nats_keeps_tests_apart_by_prefix() {
     let nats = shop_testkit::nats().await;
     let jetstream = async_nats::jetstream::new(nats.client().await);
-    let prefix = shop_testkit::nats_prefix();
-    let mut stream = jetstream
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: format!("{prefix}_ORDERS"),
-            subjects: vec![format!("{prefix}.orders.>")],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (mine, theirs) = (shop_testkit::nats_prefix(), shop_testkit::nats_prefix());
+    for prefix in [&mine, &theirs] {
+        jetstream
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: format!("{prefix}_ORDERS"),
+                subjects: vec![format!("{prefix}.orders.>")],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
 
-    let ack = jetstream
-        .publish(format!("{prefix}.orders.order.placed"), "{}".into())
+    jetstream
+        .publish(format!("{mine}.orders.order.placed"), "{}".into())
         .await
         .unwrap()
         .await
         .unwrap();
 
-    assert_eq!(ack.sequence, 1);
-    assert_eq!(stream.info().await.unwrap().state.messages, 1);
+    let messages = |name: String| {
+        let jetstream = jetstream.clone();
+        async move {
+            let mut stream = jetstream.get_stream(name).await.unwrap();
+            stream.info().await.unwrap().state.messages
+        }
+    };
+    assert_eq!(messages(format!("{mine}_ORDERS")).await, 1);
+    assert_eq!(messages(format!("{theirs}_ORDERS")).await, 0);
 }
 
 #[tokio::test]

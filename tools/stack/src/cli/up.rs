@@ -1,0 +1,131 @@
+//! `stack up`: the whole shop in the foreground until Ctrl-C (or `stack down`).
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::{repo_root, report_orphans, running_launcher};
+use crate::config::{StackConfig, bin_dir_of_current_exe, every_service};
+use crate::output::boxed;
+use crate::stack::Stack;
+
+pub(super) async fn up(only: &[&str]) -> anyhow::Result<()> {
+    let root = repo_root()?;
+    let data = root.join(".data");
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let pid_file = data.join("stack.pid");
+    if let Some(pid) = running_launcher(&pid_file) {
+        anyhow::bail!("the stack is already running (pid {pid}); stop it with `make down`");
+    }
+    report_orphans(&data).await?;
+    std::fs::write(&pid_file, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", pid_file.display()))?;
+    let result = run_up(&root, only).await;
+    let _ = std::fs::remove_file(&pid_file);
+    result
+}
+
+async fn run_up(root: &Path, only: &[&str]) -> anyhow::Result<()> {
+    // Installed first: from here on Ctrl-C and SIGTERM mean "stop in order".
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+
+    let mut config = StackConfig::local(root, bin_dir_of_current_exe()?);
+    if let Ok(port) = std::env::var("SHOP_PG_PORT") {
+        config.ports.postgres = port
+            .parse()
+            .with_context(|| format!("SHOP_PG_PORT={port:?}"))?;
+    }
+    if !only.is_empty() {
+        config.services = only
+            .iter()
+            .map(|name| {
+                shop_topology::service(name)
+                    .map(|s| s.name)
+                    .with_context(|| {
+                        format!(
+                            "no service named {name:?}; there are {}",
+                            every_service().join(", ")
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+
+    let mut stack = tokio::select! {
+        launched = Stack::launch(config) => launched?,
+        // Dropping the half-made stack lets every process's watchdog stop it.
+        _ = interrupt.recv() => anyhow::bail!("interrupted while starting"),
+        _ = terminate.recv() => anyhow::bail!("terminated while starting"),
+    };
+    let healthy = tokio::select! {
+        healthy = stack.wait_healthy() => Some(healthy),
+        _ = interrupt.recv() => None,
+        _ = terminate.recv() => None,
+    };
+    match healthy {
+        Some(Ok(())) => stack.output().raw(&summary(&stack, root, "the shop is up")),
+        Some(Err(e)) => {
+            stack.output().alert(&format!("{e:#}"));
+            stack
+                .output()
+                .raw(&summary(&stack, root, "the shop is up, NOT ALL HEALTHY"));
+        }
+        None => {
+            stack.stop().await;
+            return Ok(());
+        }
+    }
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            // Already reported loudly; the rest keeps running.
+            _ = stack.next_exit() => {}
+        }
+    }
+    stack.output().say("shutting down");
+    stack.stop().await;
+    Ok(())
+}
+
+/// The box of URLs `stack up` prints once everything answers.
+fn summary(stack: &Stack, root: &Path, title: &str) -> String {
+    let shown = |path: &Path| {
+        path.strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
+    let mut lines = Vec::new();
+    for name in &stack.config().services {
+        let url = stack.base_url(name);
+        lines.push(format!(
+            "{name:<10} {url:<22}  {url}/docs  {url}/openapi.json"
+        ));
+    }
+    lines.push(String::new());
+    lines.push(format!(
+        "{:<10} {}  (superuser; each service logs in as its own role)",
+        "postgres",
+        stack.pg_admin_url()
+    ));
+    lines.push(format!("{:<10} {}", "nats", stack.nats_url()));
+    lines.push(format!("{:<10} {}", "monitoring", stack.nats_monitor_url()));
+    let logs = match &stack.config().log.file {
+        Some(file) => format!("this terminal, and {}", shown(file)),
+        None => "this terminal".to_owned(),
+    };
+    lines.push(format!("{:<10} {logs}", "logs"));
+    lines.push(format!(
+        "{:<10} {}",
+        "data",
+        shown(&stack.config().data_dir)
+    ));
+    lines.push(format!(
+        "{:<10} Ctrl-C here, or `make down` from another terminal",
+        "stop"
+    ));
+    boxed(title, &lines)
+}

@@ -1,0 +1,174 @@
+//! The service processes of a stack: each spawned with its environment and a pid file
+//! (for `stack down`), polled until it answers `/healthz`, and stopped together.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use shop_servers::{Process, ProcessOptions, StopSignal};
+use shop_topology::Service;
+
+use crate::config::StackConfig;
+use crate::env::{EnvContext, service_env};
+use crate::output::Output;
+
+/// How long a service gets between SIGTERM and SIGKILL.
+const SERVICE_GRACE: Duration = Duration::from_secs(10);
+
+pub(crate) struct RunningService {
+    pub spec: &'static Service,
+    pub process: Process,
+}
+
+/// Where `stack down` finds a service's pid when its launcher is gone.
+pub(crate) fn pid_file(data_dir: &Path, service: &str) -> PathBuf {
+    data_dir.join("run").join(format!("{service}.pid"))
+}
+
+/// Every binary the stack needs that is not there, all reported at once: the servers'
+/// and the services'.
+pub(crate) fn check_binaries(config: &StackConfig, specs: &[&Service]) -> anyhow::Result<()> {
+    let mut problems = shop_servers::binaries::missing_servers();
+    let missing: Vec<String> = specs
+        .iter()
+        .map(|spec| config.bin_dir.join(spec.binary))
+        .filter(|bin| !shop_servers::binaries::executable_exists(bin))
+        .map(|bin| bin.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "service binaries not built: {}. Build them first: cargo build --workspace --bins",
+            missing.join(", ")
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(problems.join("\n"))
+    }
+}
+
+/// Starts one service (without waiting for it) and writes its pid file.
+pub(crate) fn spawn_service(
+    config: &StackConfig,
+    output: &Output,
+    spec: &'static Service,
+    signing_key: &Path,
+) -> anyhow::Result<RunningService> {
+    let ctx = EnvContext {
+        ports: &config.ports,
+        database: &config.database,
+        signing_key,
+        log_format: &config.log_format,
+    };
+    let mut command = std::process::Command::new(config.bin_dir.join(spec.binary));
+    command
+        .current_dir(&config.work_dir)
+        .envs(service_env(spec, &ctx));
+    if spec.data.is_none() {
+        // Not even one inherited from the launcher's environment.
+        command.env_remove("SHOP_DATABASE_URL");
+    }
+    let process = Process::spawn(
+        command,
+        ProcessOptions {
+            stop_signal: StopSignal::Terminate,
+            ..ProcessOptions::new(spec.name, output.sink(spec.name))
+        },
+    )?;
+    output.say(&format!(
+        "started {} (pid {}) on {}",
+        spec.name,
+        process.pid(),
+        config.ports.base_url(spec.name)
+    ));
+    // For `stack down` after a launcher and its watchdogs were killed hard.
+    let pid_file = pid_file(&config.data_dir, spec.name);
+    if let Some(run_dir) = pid_file.parent() {
+        std::fs::create_dir_all(run_dir)?;
+    }
+    std::fs::write(&pid_file, format!("{}\n", process.pid()))?;
+    Ok(RunningService { spec, process })
+}
+
+/// Polls every service's `GET /healthz` until each has answered 200, a service
+/// exits, or the config's `health_timeout` passes.
+pub(crate) async fn wait_healthy(
+    services: &[RunningService],
+    config: &StackConfig,
+    output: &Output,
+) -> anyhow::Result<()> {
+    let client = http_client()?;
+    let timeout = config.health_timeout;
+    let deadline = Instant::now() + timeout;
+    let mut pending: Vec<&RunningService> = services.iter().collect();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let mut still = Vec::new();
+        for service in pending {
+            if let Some(status) = service.process.status() {
+                anyhow::bail!(
+                    "{} exited ({status}) before it answered /healthz. Its last lines:\n{}",
+                    service.spec.name,
+                    service.process.log_tail(30)
+                );
+            }
+            let url = format!("{}/healthz", config.ports.base_url(service.spec.name));
+            match client.get(&url).send().await {
+                Ok(response) if response.status() == reqwest::StatusCode::OK => {
+                    output.say(&format!("{} is healthy", service.spec.name));
+                }
+                _ => still.push(service),
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let names: Vec<&str> = pending.iter().map(|s| s.spec.name).collect();
+            let report: Vec<String> = pending
+                .iter()
+                .map(|s| format!("--- {} ---\n{}", s.spec.name, s.process.log_tail(15)))
+                .collect();
+            anyhow::bail!(
+                "not healthy within {timeout:?}: {}. Their last lines:\n{}",
+                names.join(", "),
+                report.join("\n")
+            );
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Stops every service at once (SIGTERM, then SIGKILL after 10 s) and removes their
+/// pid files.
+pub(crate) async fn stop_services(services: Vec<RunningService>, data_dir: &Path, output: &Output) {
+    if services.is_empty() {
+        return;
+    }
+    output.say("stopping the services");
+    let mut stopping = tokio::task::JoinSet::new();
+    for service in services {
+        stopping.spawn(async move {
+            let status = service.process.stop(SERVICE_GRACE).await;
+            (service.spec.name, status)
+        });
+    }
+    while let Some(stopped) = stopping.join_next().await {
+        if let Ok((name, status)) = stopped {
+            output.say(&format!("{name} stopped ({status})"));
+            let _ = std::fs::remove_file(pid_file(data_dir, name));
+        }
+    }
+}
+
+/// A client for our own processes on 127.0.0.1: never through a proxy.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .context("building an HTTP client")
+}
