@@ -23,6 +23,12 @@ pub struct NatsOptions {
     pub remove_after_stop: Option<PathBuf>,
     /// How long to wait for a connection and an answer from JetStream.
     pub start_timeout: Duration,
+    /// JetStream's `max_file_store`: the ceiling on what streams may *reserve*, not
+    /// disk used. Every stream reserves its `max_bytes` when created (the shop's are
+    /// 1 GiB each), and nats-server's default ceiling is 75% of the free disk, so many
+    /// test namespaces, or a laptop with little free space, would be refused streams
+    /// ("insufficient storage resources") long before anything is written.
+    pub max_file_store: u64,
 }
 
 impl NatsOptions {
@@ -37,6 +43,7 @@ impl NatsOptions {
             pid_file: None,
             remove_after_stop: None,
             start_timeout: Duration::from_secs(30),
+            max_file_store: 1 << 40,
         }
     }
 }
@@ -57,8 +64,21 @@ impl NatsServer {
         std::fs::create_dir_all(&store_dir)
             .with_context(|| format!("creating {}", store_dir.display()))?;
 
+        // The only JetStream setting with no command-line flag goes in a config file.
+        let config = store_dir.with_extension("conf");
+        std::fs::write(
+            &config,
+            format!(
+                "jetstream {{\n  max_file_store: {}\n}}\n",
+                options.max_file_store
+            ),
+        )
+        .with_context(|| format!("writing {}", config.display()))?;
+
         let mut command = Command::new(bin);
         command
+            .arg("-c")
+            .arg(&config)
             .arg("-js")
             .args(["-a", "127.0.0.1", "-p"])
             .arg(options.port.to_string())

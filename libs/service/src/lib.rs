@@ -4,7 +4,7 @@
 //!
 //! ```ignore
 //! pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-//!     let service = Service::new(INFO, &settings.service)
+//!     let service = Service::builder(INFO, &settings.service)
 //!         .migrations(sqlx::migrate!("../../migrations/user"))
 //!         .with_outbox()
 //!         .start()          // waits for Postgres, migrates, connects NATS, ensures its stream
@@ -85,7 +85,7 @@ pub struct Service {
 impl Service {
     /// The service `info.name`, as listed in `shop_topology::SERVICES` (its schema and
     /// event context come from there).
-    pub fn new(info: ServiceInfo, settings: &ServiceSettings) -> Builder {
+    pub fn builder(info: ServiceInfo, settings: &ServiceSettings) -> Builder {
         Builder {
             info,
             settings: settings.clone(),

@@ -12,7 +12,9 @@ pub enum Error {
     #[error("the e-mail address or the password is wrong")]
     InvalidCredentials,
     #[error("too many failed logins for this account")]
-    Throttled { retry_after_secs: u64 },
+    AccountThrottled { retry_after_secs: u64 },
+    #[error("too many failed logins from this client")]
+    ClientThrottled { retry_after_secs: u64 },
     #[error("the refresh token is invalid, expired or revoked")]
     InvalidRefreshToken,
     #[error("a refresh token was used twice: every token of that login is now revoked")]
@@ -41,7 +43,8 @@ impl IntoResponse for Error {
                 "Login failed.",
             )
             .with_detail(detail),
-            Error::Throttled { retry_after_secs } => Problem::new(
+            Error::AccountThrottled { retry_after_secs }
+            | Error::ClientThrottled { retry_after_secs } => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "login-throttled",
                 "Too many failed logins.",
@@ -67,9 +70,4 @@ impl IntoResponse for Error {
         };
         problem.into_response()
     }
-}
-
-/// Whether a database error is the violation of the named unique constraint.
-pub fn violates(err: &sqlx::Error, constraint: &str) -> bool {
-    matches!(err, sqlx::Error::Database(e) if e.constraint() == Some(constraint))
 }

@@ -3,7 +3,6 @@
 //! thumbprints, so the same key always has the same `kid` on every replica.
 
 use anyhow::Context as _;
-use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -142,24 +141,10 @@ fn with_kid(mut jwk: Jwk) -> anyhow::Result<(String, Jwk)> {
     Ok((kid, jwk))
 }
 
-/// A new Ed25519 signing key as PKCS#8 PEM (what `shop-user keygen` prints and
-/// `make up` stores under `.data/keys/`).
-///
-/// An Ed25519 private key is just 32 random bytes; RFC 8410 wraps them in a fixed
-/// 16-byte PKCS#8 v1 prefix (the form `openssl genpkey -algorithm ed25519` writes).
+/// A new Ed25519 signing key as PKCS#8 PEM (what `shop-user keygen` prints); the one
+/// generator the launcher uses too.
 pub fn generate_pem() -> anyhow::Result<SecretString> {
-    const PKCS8_ED25519_PREFIX: [u8; 16] = [
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    let mut der = PKCS8_ED25519_PREFIX.to_vec();
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    der.extend_from_slice(&seed);
-    let body = base64::engine::general_purpose::STANDARD.encode(&der);
-    Ok(SecretString::from(format!(
-        "-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
-    )))
+    Ok(shop_auth::signing_key::generate_pem()?)
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //!
 //! Hashing is deliberately slow and memory-hungry, so it runs on the blocking pool
 //! behind a semaphore (one hash per core by default): a burst of logins queues instead
-//! of starving the async workers. Each permit owns one reusable 19 MiB work area; we
+//! of starving the async workers. The permit is owned by the blocking task, not by the
+//! request: a request cancelled mid-hash (the client went away) drops its future, but
+//! the hash runs to the end on its thread, and only then may the next one start. Each permit owns one reusable 19 MiB work area; we
 //! measured that allocating it per hash let the allocator keep a copy per blocking
 //! thread (the process grew to ~490 MiB under a login load test), while reusing them
 //! bounds hashing memory at `permits x 19 MiB`.
@@ -32,6 +34,8 @@ pub struct Passwords {
     /// A real hash of a random password, verified against when the account does not
     /// exist, so a login costs the same either way and timing reveals nothing.
     dummy_hash: Arc<str>,
+    #[cfg(test)]
+    running: Arc<tests::Running>,
 }
 
 impl Passwords {
@@ -48,6 +52,8 @@ impl Passwords {
             permits: Arc::new(Semaphore::new(permits)),
             memory: Arc::new(Mutex::new(Vec::new())),
             dummy_hash: Arc::from(""),
+            #[cfg(test)]
+            running: Arc::default(),
         };
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
@@ -99,14 +105,20 @@ impl Passwords {
         salt: Vec<u8>,
         params: Params,
     ) -> anyhow::Result<Vec<u8>> {
-        let _permit = self.permits.acquire().await?;
-        let mut memory = self
-            .memory
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?
-            .pop()
-            .unwrap_or_default();
-        let (result, memory) = tokio::task::spawn_blocking(move || {
+        // Owned, and moved into the blocking task: it is released when the hash is
+        // done, not when the request is (see the module doc).
+        let permit = Arc::clone(&self.permits).acquire_owned().await?;
+        let pool = Arc::clone(&self.memory);
+        #[cfg(test)]
+        let running = Arc::clone(&self.running);
+        tokio::task::spawn_blocking(move || {
+            #[cfg(test)]
+            let running = running.enter();
+            let mut memory = pool
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .pop()
+                .unwrap_or_default();
             let blocks = params.block_count();
             if memory.len() != blocks {
                 memory = vec![Block::default(); blocks];
@@ -121,14 +133,17 @@ impl Passwords {
                 )
                 .map(|()| out)
                 .map_err(|e| anyhow::anyhow!("argon2: {e}"));
-            (result, memory)
+            // The work area goes back before the permit does, so there are never more
+            // areas than permits.
+            pool.lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .push(memory);
+            #[cfg(test)]
+            drop(running);
+            drop(permit);
+            result
         })
-        .await?;
-        self.memory
-            .lock()
-            .map_err(|_| anyhow::anyhow!("poisoned"))?
-            .push(memory);
-        result
+        .await?
     }
 }
 
@@ -182,9 +197,86 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
     use argon2::{PasswordHasher as _, PasswordVerifier as _};
 
     use super::*;
+
+    /// How many hashes run right now, and the most that ever ran at once.
+    #[derive(Debug, Default)]
+    pub(super) struct Running {
+        now: AtomicUsize,
+        peak: AtomicUsize,
+    }
+
+    impl Running {
+        pub(super) fn enter(self: &Arc<Self>) -> RunningGuard {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            RunningGuard(Arc::clone(self))
+        }
+    }
+
+    pub(super) struct RunningGuard(Arc<Running>);
+
+    impl Drop for RunningGuard {
+        fn drop(&mut self) {
+            self.0.now.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn cancelled_hashes_keep_their_permits_until_they_finish() {
+        let passwords = Passwords::new(2).await.unwrap();
+        // A burst of logins whose clients give up while their hashes run.
+        let cancelled: Vec<_> = (0..6)
+            .map(|i| {
+                let passwords = passwords.clone();
+                tokio::spawn(
+                    async move { passwords.hash(SecretString::from(format!("pw-{i}"))).await },
+                )
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while passwords.running.now.load(Ordering::SeqCst) < 2 {
+            assert!(Instant::now() < deadline, "no hash started within 10 s");
+            tokio::task::yield_now().await;
+        }
+        for task in &cancelled {
+            task.abort();
+        }
+        for task in cancelled {
+            // Cancelled (or, rarely, finished just before): either way the request is gone.
+            let _ = task.await;
+        }
+
+        // New requests arrive while the cancelled hashes still run on their threads.
+        let next: Vec<_> = (0..4)
+            .map(|i| {
+                let passwords = passwords.clone();
+                tokio::spawn(async move {
+                    passwords
+                        .hash(SecretString::from(format!("next-{i}")))
+                        .await
+                })
+            })
+            .collect();
+        for task in next {
+            task.await.unwrap().unwrap();
+        }
+
+        assert_eq!(
+            passwords.running.peak.load(Ordering::SeqCst),
+            2,
+            "never more hashes at once than permits"
+        );
+        assert!(
+            passwords.memory.lock().unwrap().len() <= 2,
+            "never more work areas than permits"
+        );
+    }
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_and_no_other() {

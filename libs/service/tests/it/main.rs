@@ -49,7 +49,7 @@ async fn a_failing_background_task_keeps_the_service_unready_until_a_restart_suc
     let db = shop_testkit::fresh_database().await;
     let healed = Arc::new(AtomicBool::new(false));
     let may_run = healed.clone();
-    let app = Service::new(INFO, &settings(&db).await)
+    let app = Service::builder(INFO, &settings(&db).await)
         .start()
         .await
         .unwrap()
@@ -93,7 +93,7 @@ async fn a_failing_background_task_keeps_the_service_unready_until_a_restart_suc
 async fn starting_creates_the_stream_of_the_context_the_service_owns() {
     let db = shop_testkit::fresh_database().await;
     let settings = settings(&db).await;
-    let service = Service::new(INFO, &settings).start().await.unwrap();
+    let service = Service::builder(INFO, &settings).start().await.unwrap();
 
     let stream = service
         .jetstream()
@@ -110,7 +110,7 @@ async fn a_service_without_a_database_url_refuses_to_start_and_says_why() {
     let mut settings = settings(&db).await;
     settings.database_url = None;
 
-    let refused = Service::new(INFO, &settings).start().await;
+    let refused = Service::builder(INFO, &settings).start().await;
 
     let message = format!("{:#}", refused.err().expect("refused"));
     assert!(message.contains("SHOP_DATABASE_URL"), "{message}");

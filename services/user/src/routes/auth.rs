@@ -3,19 +3,20 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
+use serde::Serialize;
 use shop_auth::Role;
-use shop_events::Envelope;
 use shop_events::contracts::users::UserRegistered;
 use shop_http::{Json, Problem, Valid};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Roles, TokenPair, USER_COLUMNS, User};
-use crate::app::INFO;
-use crate::domain::{LoginRequest, RefreshRequest, RegisterRequest, normalize_email};
-use crate::error::{Error, Result, violates};
+use crate::client_ip::ClientIp;
+use crate::error::{Error, Result};
+use crate::requests::{LoginRequest, RefreshRequest, RegisterRequest, normalize_email};
 use crate::state::AppState;
+use crate::users::{self, NewUser, User};
 use crate::{refresh, throttle};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,23 +44,13 @@ async fn register(
 ) -> Result<(StatusCode, Json<User>)> {
     let password_hash = state.passwords.hash(req.password).await?;
     let mut tx = state.db.begin().await?;
-    let user: User = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users (id, email, name, password_hash, roles)
-         VALUES ($1, $2, $3, $4, ARRAY['customer']) RETURNING {USER_COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(normalize_email(&req.email))
-    .bind(req.name.trim())
-    .bind(password_hash)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| {
-        if violates(&e, "users_email_key") {
-            Error::EmailTaken
-        } else {
-            e.into()
-        }
-    })?;
+    let new = NewUser {
+        email: &normalize_email(&req.email),
+        name: req.name.trim(),
+        password_hash: &password_hash,
+        roles: &[Role::Customer],
+    };
+    let user = users::insert(&mut *tx, &new).await?;
     // In the same transaction: the account and its event exist together or not at all.
     // The welcome e-mail reacts to the event later; this request does not wait for it.
     let event = UserRegistered {
@@ -67,27 +58,18 @@ async fn register(
         email: user.email.clone(),
         name: user.name.clone(),
     };
-    state
-        .outbox
-        .enqueue(&mut tx, &Envelope::new(INFO.name, event))
-        .await?;
+    state.outbox.enqueue(&mut tx, event).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, "user registered");
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-#[derive(sqlx::FromRow)]
-struct Credentials {
-    id: Uuid,
-    password_hash: String,
-    #[sqlx(try_from = "Vec<String>")]
-    roles: Roles,
-}
-
 /// Exchanges an e-mail and password for an access token and a refresh token.
 ///
 /// Takes the same time whether or not the account exists. After 5 failures within
-/// 15 minutes the account is locked for 15 minutes (429 with `Retry-After`).
+/// 15 minutes the account is locked for 15 minutes, and after 30 failures within
+/// 15 minutes from one client (any e-mails) the client is refused until the 15
+/// minutes are over (429 with `Retry-After`; the defaults).
 #[utoipa::path(
     post, path = "/api/v1/auth/login", tag = "auth",
     request_body = LoginRequest,
@@ -95,39 +77,36 @@ struct Credentials {
         (status = 200, description = "Logged in.", body = TokenPair),
         (status = 401, description = "Wrong e-mail or password.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid.", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed logins; see `Retry-After`.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins for this account or from this client; see `Retry-After`.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn login(
     State(state): State<AppState>,
+    client: ClientIp,
     Valid(Json(req)): Valid<Json<LoginRequest>>,
 ) -> Result<Json<TokenPair>> {
     let email = normalize_email(&req.email);
-    throttle::check(&state.db, &email).await?;
-    let account: Option<Credentials> =
-        sqlx::query_as("SELECT id, password_hash, roles FROM users WHERE email = $1")
-            .bind(&email)
-            .fetch_optional(&state.db)
-            .await?;
+    // Taken before the hash and counted as a failure until the password proves right
+    // (see `crate::throttle`).
+    let attempt = throttle::reserve(&state.db, &email, client, &state.settings.throttle).await?;
+    let account = users::credentials(&state.db, &email).await?;
     let hash = account.as_ref().map(|a| a.password_hash.clone());
     let verified = state.passwords.verify(req.password, hash).await?;
     let account = match account {
         Some(account) if verified => account,
-        _ => {
-            throttle::record_failure(&state.db, &email, &state.settings.throttle).await?;
-            return Err(Error::InvalidCredentials);
-        }
+        _ => return Err(Error::InvalidCredentials),
     };
-    throttle::clear(&state.db, &email).await?;
-    let mut conn = state.db.acquire().await?;
-    let refresh_token =
-        refresh::start_family(&mut conn, account.id, state.settings.jwt.refresh_ttl_secs).await?;
+    throttle::succeeded(&state.db, attempt).await?;
+    let mut tx = state.db.begin().await?;
+    let refresh_token = refresh::start_family(&mut tx, account.id, &state.settings.jwt).await?;
+    tx.commit().await?;
     tracing::info!(user_id = %account.id, "user logged in");
     token_pair(&state, account.id, account.roles.0, refresh_token)
 }
 
 /// Spends a refresh token for a new pair. Presenting a spent token again revokes
-/// every token of that login (reuse detection).
+/// every token of that login (reuse detection), also when it is the client's own
+/// retry after a lost response: the client then logs in again.
 #[utoipa::path(
     post, path = "/api/v1/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
@@ -141,22 +120,12 @@ async fn refresh_tokens(
     State(state): State<AppState>,
     Valid(Json(req)): Valid<Json<RefreshRequest>>,
 ) -> Result<Json<TokenPair>> {
-    let (user_id, next) = refresh::rotate(
-        &state.db,
-        &req.refresh_token,
-        state.settings.jwt.refresh_ttl_secs,
-    )
-    .await?;
+    let (user_id, next) =
+        refresh::rotate(&state.db, &req.refresh_token, &state.settings.jwt).await?;
     // Roles are read afresh so a promotion or demotion shows in the next token.
-    let roles: Option<Roles> =
-        sqlx::query_scalar::<_, Vec<String>>("SELECT roles FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&state.db)
-            .await?
-            .map(Roles::try_from)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!(e))?;
-    let roles = roles.ok_or(Error::InvalidRefreshToken)?;
+    let roles = users::roles(&state.db, user_id)
+        .await?
+        .ok_or(Error::InvalidRefreshToken)?;
     token_pair(&state, user_id, roles.0, next)
 }
 
@@ -178,6 +147,22 @@ async fn logout(
     let revoked = refresh::logout(&state.db, &req.refresh_token).await?;
     tracing::info!(revoked, "logged out");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An access token and the refresh token that renews it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiJ9.eyJzdWIiOiIuLi4ifQ.c2ln",
+    "refresh_token": "rt_Vb3k2m0W8q1lQ6y2c8JtV0oYfXh1r4aGmN7sE9dK5uI",
+    "token_type": "Bearer",
+    "expires_in": 900
+}))]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
 }
 
 fn token_pair(

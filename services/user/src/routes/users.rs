@@ -1,17 +1,17 @@
 //! Who am I, and (for admins) who is there.
 
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use shop_auth::{Admin, Authenticated};
 use shop_http::{FieldError, Json, Problem, Query};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{USER_COLUMNS, User};
 use crate::error::{Error, Result};
 use crate::state::AppState;
+use crate::users::{self, User, UserPage};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -33,12 +33,7 @@ async fn me(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
 ) -> Result<Json<User>> {
-    let user: Option<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
-    )))
-    .bind(claims.sub)
-    .fetch_optional(&state.db)
-    .await?;
+    let user = users::find(&state.db, claims.sub).await?;
     user.map(Json).ok_or(Error::UserNotFound)
 }
 
@@ -50,15 +45,6 @@ struct ListParams {
     limit: Option<i64>,
     /// The `next_after` of the previous page.
     after: Option<Uuid>,
-}
-
-/// One page of users, oldest first.
-#[derive(Debug, Serialize, ToSchema)]
-struct UserPage {
-    items: Vec<User>,
-    /// Pass as `after` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_after: Option<Uuid>,
 }
 
 /// Every user, paginated by key (admin only).
@@ -79,23 +65,9 @@ async fn list_users(
     Query(params): Query<ListParams>,
 ) -> Result<Json<UserPage>> {
     let limit = params.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
+    let Some(limit) = u16::try_from(limit).ok().filter(|l| (1..=100).contains(l)) else {
         let error = FieldError::new("limit", "out_of_range", "must be between 1 and 100");
         return Err(Problem::validation(vec![error]).into());
-    }
-    // UUIDv7 ids sort by creation time, so the id is a stable cursor.
-    let mut items: Vec<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"
-    )))
-    .bind(params.after)
-    .bind(limit + 1)
-    .fetch_all(&state.db)
-    .await?;
-    let next_after = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|u| u.id)
-    } else {
-        None
     };
-    Ok(Json(UserPage { items, next_after }))
+    Ok(Json(users::page(&state.db, params.after, limit).await?))
 }

@@ -7,12 +7,14 @@ use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shop_testkit::TestDatabase;
-use shop_user::{Application, Settings, keys};
+use shop_user::{Settings, keys};
 use tokio::sync::oneshot;
 
 pub const ADMIN_EMAIL: &str = "admin@shop.test";
 pub const ADMIN_PASSWORD: &str = "admin-password-test";
 pub const PASSWORD: &str = "correct horse battery";
+/// How often a race is run per test: the unfixed code lost it within a few rounds.
+pub const RACE_ROUNDS: usize = 25;
 
 pub struct TestApp {
     pub address: String,
@@ -20,18 +22,16 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub signing_key: SecretString,
     stop: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 /// Settings for a test instance: port 0, the database's user role, a fresh key.
 pub async fn test_settings(db: &TestDatabase) -> Settings {
-    let mut settings = Settings {
-        nats_url: shop_testkit::nats().await.url().to_owned(),
-        events_prefix: shop_testkit::nats_prefix(),
-        ..Settings::default()
-    };
-    settings.http.port = 0;
-    settings.database_url = SecretString::from(db.service_url("user"));
+    let mut settings = Settings::default();
+    settings.service.nats_url = shop_testkit::nats().await.url().to_owned();
+    settings.service.events_prefix = shop_testkit::nats_prefix();
+    settings.service.http.port = 0;
+    settings.service.database_url = Some(SecretString::from(db.service_url("user")));
     settings.jwt.signing_key_pem = Some(keys::generate_pem().unwrap());
     settings.admin.email = ADMIN_EMAIL.to_owned();
     settings.admin.password = Some(SecretString::from(ADMIN_PASSWORD));
@@ -58,7 +58,7 @@ pub async fn start(db: TestDatabase, settings: Settings) -> TestApp {
         .signing_key_pem
         .clone()
         .expect("tests configure a key");
-    let app = Application::build(settings).await.expect("the app builds");
+    let app = shop_user::build(settings).await.expect("the app builds");
     let port = app.port();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
@@ -148,6 +148,51 @@ impl TestApp {
         .await
     }
 
+    pub async fn logout(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/logout",
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// A login carrying `X-Forwarded-For: <forwarded_for>`.
+    pub async fn login_forwarded_for(
+        &self,
+        email: &str,
+        password: &str,
+        forwarded_for: &str,
+    ) -> Response {
+        self.client
+            .post(self.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `n` logins sent at once, their answers in no particular order.
+    pub async fn parallel_logins(&self, n: usize, email: &str, password: &str) -> Vec<Response> {
+        let mut logins = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let request = self
+                .client
+                .post(self.url("/api/v1/auth/login"))
+                .json(&json!({"email": email, "password": password}));
+            logins.spawn(async move { request.send().await.unwrap() });
+        }
+        logins.join_all().await
+    }
+
+    /// A pool on the service's schema as the service's own role (to call its
+    /// functions directly, as the chassis's scheduled jobs do).
+    pub async fn service_pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.db.service_url("user"))
+            .await
+            .unwrap()
+    }
+
     /// Registers a fresh customer and logs them in.
     pub async fn customer(&self) -> LoggedIn {
         let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
@@ -160,7 +205,8 @@ impl TestApp {
         self.logged_in(ADMIN_EMAIL, ADMIN_PASSWORD).await
     }
 
-    async fn logged_in(&self, email: &str, password: &str) -> LoggedIn {
+    /// Logs in (a new refresh-token family) and asserts it worked.
+    pub async fn logged_in(&self, email: &str, password: &str) -> LoggedIn {
         let response = self.login(email, password).await;
         assert_eq!(response.status(), StatusCode::OK);
         let pair: Value = response.json().await.unwrap();
@@ -194,6 +240,22 @@ pub async fn problem(response: Response, status: StatusCode) -> Value {
     assert_eq!(body["status"], status.as_u16());
     assert!(body["title"].is_string());
     body
+}
+
+/// Asserts a 429 login refusal with a `Retry-After` within `max_secs`; returns it.
+pub async fn throttled(response: Response, max_secs: u64) -> u64 {
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=max_secs).contains(&retry_after),
+        "Retry-After {retry_after} within 1..={max_secs}"
+    );
+    let body = problem(response, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(body["type"], "urn:shop:problem:login-throttled");
+    retry_after
 }
 
 /// The `field` of every entry of a problem's `errors`.

@@ -61,11 +61,11 @@ async fn me_id(app: &crate::helpers::TestApp, token: &str) -> Option<String> {
 /// it first meets the new `kid`.
 #[tokio::test]
 async fn a_key_rotation_keeps_old_tokens_valid_and_verifiers_pick_up_the_new_key() {
-    let port = shop_testkit::free_port().unwrap();
+    let port = shop_servers::free_port().unwrap();
     let before = {
         let db = shop_testkit::fresh_database().await;
         let mut settings = test_settings(&db).await;
-        settings.http.port = port;
+        settings.service.http.port = port;
         start(db, settings).await
     };
     let old_token = before.customer().await.access_token;
@@ -83,7 +83,7 @@ async fn a_key_rotation_keeps_old_tokens_valid_and_verifiers_pick_up_the_new_key
     let db = before.stop().await;
 
     let mut settings = test_settings(&db).await;
-    settings.http.port = port;
+    settings.service.http.port = port;
     let old_key_file = tempfile_with(&old_key);
     settings.jwt.previous_key_files = vec![old_key_file.path().to_owned()];
     let after = start(db, settings).await;

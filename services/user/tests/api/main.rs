@@ -1,7 +1,14 @@
-//! The user service's API, exercised over HTTP against a real Postgres.
+//! The user service's API, exercised over HTTP against a real Postgres, one file per
+//! flow.
 
-mod auth;
+mod admin;
 mod helpers;
 mod jwks;
+mod login;
+mod logout;
 mod ops;
+mod purge;
+mod refresh;
+mod register;
+mod throttle;
 mod users;

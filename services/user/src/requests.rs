@@ -1,4 +1,5 @@
-//! The user service's input types and the rules they must satisfy.
+//! What clients send: the request bodies of the auth routes, and the rules they must
+//! satisfy (checked by `Valid<Json<_>>` before a handler runs, all fields at once).
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
