@@ -6,7 +6,7 @@ use crate::config::Settings;
 use crate::{INFO, api};
 
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    Service::new(INFO, &settings.service)
+    Service::builder(INFO, &settings.service)
         .start()
         .await?
         .api(api())
