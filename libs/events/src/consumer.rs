@@ -280,7 +280,7 @@ impl<H: EventHandler> Consumer<H> {
         }
         let outcomes = tokio::select! {
             outcomes = self.apply_all(&ready, stopped) => outcomes,
-            () = self.keep_alive(&ready) => unreachable!("keep_alive never returns"),
+            never = self.keep_alive(&ready) => match never {},
         };
         match outcomes {
             Some(outcomes) => {
@@ -299,7 +299,7 @@ impl<H: EventHandler> Consumer<H> {
 
     /// Tells the broker every third of the ack wait that these messages are still
     /// being worked on, so long work (or a database outage) causes no redelivery.
-    async fn keep_alive(&self, events: &[Received]) {
+    async fn keep_alive(&self, events: &[Received]) -> std::convert::Infallible {
         let every = (self.config.ack_wait / 3).max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(every).await;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use std::str::FromStr as _;
 
 use async_nats::jetstream;
-use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::context::{GetStreamByNameErrorKind, PublishError, PublishErrorKind};
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -185,6 +185,14 @@ impl Relay {
                     self.park(&mut tx, row, &reason).await?;
                     parked += 1;
                 }
+                Outcome::NoResponders(e) => {
+                    if self.no_stream_holds(&row.subject).await {
+                        self.park(&mut tx, row, &e).await?;
+                        parked += 1;
+                    } else {
+                        failure = Some(format!("{e}, though a stream holds the subject"));
+                    }
+                }
                 Outcome::Failed(e) => failure = Some(e),
             }
         }
@@ -224,6 +232,19 @@ impl Relay {
             .publish_with_headers(row.subject.clone(), headers, row.payload.clone().into())
             .await
             .map_err(|e| Outcome::from_publish_error(&e))
+    }
+
+    /// Whether JetStream says, when asked, that no stream captures `subject`. A
+    /// publish with no responders can also mean the stream exists but has no leader
+    /// yet (a restarting cluster): that is worth waiting for, and must not park.
+    async fn no_stream_holds(&self, subject: &str) -> bool {
+        match self.js.stream_by_subject(subject).await {
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                GetStreamByNameErrorKind::NotFound | GetStreamByNameErrorKind::InvalidSubject
+            ),
+        }
     }
 
     async fn park(
@@ -279,6 +300,9 @@ enum Outcome {
     Duplicate,
     /// Refused for good: retrying cannot help, the row is parked.
     Refused(String),
+    /// Nobody took the message: no stream captures the subject (park), or its stream
+    /// is between leaders (retry). Decided by asking JetStream.
+    NoResponders(String),
     /// Failed for now (NATS unreachable, an ack timed out, the stream is full).
     Failed(String),
 }
@@ -286,11 +310,9 @@ enum Outcome {
 impl Outcome {
     fn from_publish_error(e: &PublishError) -> Self {
         match e.kind() {
-            // Too large for the server, or no stream captures the subject: the same
-            // row will fail the same way forever.
-            PublishErrorKind::MaxPayloadExceeded | PublishErrorKind::StreamNotFound => {
-                Outcome::Refused(e.to_string())
-            }
+            // Too large for the server: the same row will fail the same way forever.
+            PublishErrorKind::MaxPayloadExceeded => Outcome::Refused(e.to_string()),
+            PublishErrorKind::StreamNotFound => Outcome::NoResponders(e.to_string()),
             _ => Outcome::Failed(e.to_string()),
         }
     }
