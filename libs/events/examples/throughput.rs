@@ -1,7 +1,10 @@
 //! Event backbone benchmark: events/s from commit to consumer ack through one relay,
 //! and the commit-to-handled lag at half that rate.
 //!
-//! `cargo run --release -p shop-events --example throughput [-- EVENTS]`
+//! `cargo run --release -p shop-events --example throughput [-- EVENTS [RATE]]`
+//!
+//! RATE fixes the paced rate of the lag measurement (events/s); by default it is half
+//! the measured throughput. Fix it to compare the lag of two builds at the same load.
 //!
 //! Starts its own durable Postgres (fsync on) in a temporary folder and uses the test
 //! kit's nats-server (JetStream file storage, default sync). The consumer's handler does
@@ -116,7 +119,10 @@ async fn main() -> anyhow::Result<()> {
     // 2. Lag at half that rate for 10 s: producers commit one event per transaction,
     //    paced; lag = from `occurred_at` (just before the commit) to handled.
     lags.0.lock().unwrap().clear();
-    let half = rate / 2.0;
+    let half = match std::env::args().nth(2) {
+        Some(fixed) => fixed.parse()?,
+        None => rate / 2.0,
+    };
     let paced = (half * 10.0) as usize;
     produce(&pool, &outbox, paced, Some(half)).await?;
     wait_handled(&lags, paced).await;

@@ -18,6 +18,7 @@ CREATE TABLE outbox (
     park_reason text
 );
 CREATE INDEX outbox_pending_idx ON outbox (id) WHERE sent_at IS NULL AND parked_at IS NULL;
+CREATE INDEX outbox_parked_idx ON outbox (id) WHERE sent_at IS NULL AND parked_at IS NOT NULL;
 
 -- One row per event a consumer has applied, written in the same transaction as the
 -- effect: a redelivered or duplicated event finds its row and changes nothing. Rows

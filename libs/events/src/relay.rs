@@ -268,11 +268,13 @@ impl Relay {
     }
 
     async fn record_backlog(&self) {
+        // Each count reads only its own partial index: pending and parked rows are few,
+        // while sent rows (kept an hour) are many, and this runs after every drain.
         let backlog: Result<(i64, f64, i64), _> = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE parked_at IS NULL),
-                    coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL))::float8, 0),
-                    count(*) FILTER (WHERE parked_at IS NOT NULL)
-             FROM outbox WHERE sent_at IS NULL",
+            "SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL),
+                    (SELECT coalesce(extract(epoch FROM now() - min(created_at))::float8, 0)
+                     FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL),
+                    (SELECT count(*) FROM outbox WHERE sent_at IS NULL AND parked_at IS NOT NULL)",
         )
         .fetch_one(&self.pool)
         .await;
