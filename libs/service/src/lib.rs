@@ -368,3 +368,15 @@ where
     doc.info.description = Some(info.description.to_owned());
     doc
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processed_event_records_outlive_the_streams_retention() {
+        // A record purged while its message can still be redelivered would let the
+        // redelivery apply the event a second time.
+        assert!(PROCESSED_EVENTS_KEPT > shop_events::RETENTION);
+    }
+}

@@ -189,3 +189,23 @@ async fn one_failing_event_in_a_batch_leaves_the_others_handled() {
     );
     assert_eq!(h.scalar("SELECT count(*) FROM processed_events").await, 19);
 }
+
+#[tokio::test]
+async fn processed_records_older_than_the_horizon_are_purged_and_newer_ones_kept() {
+    let h = harness().await;
+    sqlx::query(
+        "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES
+           ('c', gen_random_uuid(), now() - interval '9 days'),
+           ('c', gen_random_uuid(), now() - interval '1 hour')",
+    )
+    .execute(&h.pool)
+    .await
+    .unwrap();
+
+    let purged = shop_events::purge_processed(&h.pool, Duration::from_secs(8 * 24 * 3600))
+        .await
+        .unwrap();
+
+    assert_eq!(purged, 1);
+    assert_eq!(h.scalar("SELECT count(*) FROM processed_events").await, 1);
+}
