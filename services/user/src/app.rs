@@ -7,8 +7,9 @@ use std::time::Duration;
 use shop_service::{Application, Service};
 
 use crate::config::Settings;
+use crate::consumers::welcome_mail;
 use crate::state::AppState;
-use crate::{INFO, admin, api, notifications, refresh, throttle};
+use crate::{INFO, admin, api, refresh, throttle};
 
 /// Connects, migrates, seeds the admin and binds; [`Application::run_until_stopped`]
 /// then serves.
@@ -22,7 +23,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     admin::seed(&state.db, &state.passwords, &state.settings.admin).await?;
     let (db, limits) = (state.db.clone(), state.settings.throttle.clone());
     service
-        .consumer(notifications::consumer_config(), notifications::WelcomeMail)
+        .consumer(welcome_mail::config(), welcome_mail::WelcomeMail)
         .every("purge-refresh-tokens", Duration::from_secs(3600), {
             let db = db.clone();
             move || refresh::purge_job(db.clone())

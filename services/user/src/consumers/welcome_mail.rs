@@ -13,7 +13,7 @@ use uuid::Uuid;
 /// The durable consumer's name.
 pub const CONSUMER: &str = "user-welcome-mail";
 
-pub fn consumer_config() -> ConsumerConfig {
+pub fn config() -> ConsumerConfig {
     ConsumerConfig::new(CONSUMER)
 }
 
