@@ -30,8 +30,15 @@ mod tests {
             inventory::StockUpdated::TYPE,
             inventory::StockLow::TYPE,
         ] {
-            assert_eq!(kind.split('.').count(), 3, "{kind}: <context>.<entity>.<fact>");
-            assert!(stream_of(context_of(kind)).is_some(), "{kind} has no stream");
+            assert_eq!(
+                kind.split('.').count(),
+                3,
+                "{kind}: <context>.<entity>.<fact>"
+            );
+            assert!(
+                stream_of(context_of(kind)).is_some(),
+                "{kind} has no stream"
+            );
         }
     }
 }
