@@ -26,4 +26,4 @@ pub use consumer::{
 pub use envelope::{DecodeError, Envelope, Event};
 pub use outbox::{Outbox, outbox};
 pub use relay::{Relay, RelayConfig};
-pub use streams::{Namespace, RETENTION, ensure_dead_letter_stream, ensure_stream};
+pub use streams::{Namespace, RETENTION, context_of, ensure_dead_letter_stream, ensure_stream};

@@ -78,7 +78,8 @@ pub struct Service {
     ns: Namespace,
     outbox: Option<Outbox>,
     tasks: Vec<(String, TaskFn)>,
-    consumers: usize,
+    /// The contexts its consumers read (their streams are ensured at `bind`).
+    consumed: Vec<&'static str>,
     api: OpenApiRouter,
 }
 
@@ -159,7 +160,7 @@ impl Builder {
             ns,
             outbox: None,
             tasks: Vec::new(),
-            consumers: 0,
+            consumed: Vec::new(),
             api: OpenApiRouter::new(),
         };
         if outbox {
@@ -220,7 +221,10 @@ impl Service {
             config,
             handler,
         );
-        self.consumers += 1;
+        let context = shop_events::context_of(<H::Event as shop_events::Event>::TYPE);
+        if !self.consumed.contains(&context) {
+            self.consumed.push(context);
+        }
         self.task(name, move |shutdown| {
             let consumer = consumer.clone();
             async move { consumer.run(shutdown.wait()).await }
@@ -261,7 +265,12 @@ impl Service {
     /// Binds the listener and assembles the HTTP app: the API plus the operational
     /// endpoints, with readiness over Postgres, NATS and the background tasks.
     pub async fn bind(mut self) -> anyhow::Result<Application> {
-        if self.consumers > 0 {
+        // A consumed stream may belong to a service that has not started yet: create
+        // it with its owner's configuration, so start-up order does not matter.
+        for context in &self.consumed {
+            shop_events::ensure_stream(&self.js, &self.ns, context).await?;
+        }
+        if !self.consumed.is_empty() {
             let db = self.db.clone();
             self = self.every(
                 "purge-processed-events",

@@ -1,5 +1,7 @@
-//! The catalog service's settings: so far only the shared ones (`SHOP_*` variables; see
-//! `shop_service::settings`).
+//! The catalog service's settings: `SHOP_*` environment variables over the defaults
+//! below (see `shop_http::config`).
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use shop_service::ServiceSettings;
@@ -8,15 +10,38 @@ use crate::INFO;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
+    /// What every service has: listener, database, NATS, token verification.
     #[serde(flatten)]
     pub service: ServiceSettings,
+    pub demo: DemoSettings,
+}
+
+/// The demo catalog (see `crate::demo`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DemoSettings {
+    /// `SHOP_DEMO__FILE`: a demo catalog (e.g. `services/catalog/demo/products.json`)
+    /// loaded at start-up. Idempotent: what already exists is left alone, so it is
+    /// safe on every start. Only with `SHOP_ENV=local`; unset (the default), nothing
+    /// is seeded.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            service: ServiceSettings::defaults_for(INFO.name),
+            demo: DemoSettings::default(),
+        }
+    }
 }
 
 impl Settings {
     /// Defaults, then `SHOP_CONFIG_FILE`, then `SHOP_*` variables.
     pub fn load() -> anyhow::Result<Self> {
-        shop_http::config::load(Self {
-            service: ServiceSettings::defaults_for(INFO.name),
-        })
+        let settings: Self = shop_http::config::load(Self::default())?;
+        if settings.demo.file.is_some() && !shop_http::config::is_local() {
+            anyhow::bail!("SHOP_DEMO__FILE loads a demo catalog: only with SHOP_ENV=local");
+        }
+        Ok(settings)
     }
 }

@@ -1,33 +1,67 @@
-//! The catalog service: products, categories, search and prices, with admin CRUD.
+//! The catalog service: products, categories, full-text search and prices, with admin
+//! writes under optimistic concurrency.
 //!
-//! Not built out yet (see its README): it runs on the service chassis with no business
-//! routes, so it already connects to its own `catalog` schema and to NATS, owns the
-//! stream of its event context, and serves the operational surface (`/healthz`,
-//! `/readyz`, `/metrics`, `/openapi.json`, `/docs`). The launcher, the e2e tests and
-//! the deployment manifests treat it as the real process it will become.
+//! It owns the `catalog` schema and the `CATALOG` stream: every write publishes
+//! `catalog.product.created|updated|deactivated` through its outbox. It follows the
+//! inventory's `inventory.stock.updated` into an availability projection, so the
+//! listing's `in_stock` filter never calls the inventory. Reads are public and
+//! cacheable; writes need an admin's access token, verified locally against the user
+//! service's JWKS.
 
 pub mod app;
+pub mod availability;
+pub mod cache;
+pub mod categories;
 pub mod config;
+pub mod consumers;
+pub mod cursor;
+pub mod demo;
+pub mod error;
+pub mod events;
+pub mod products;
+pub mod requests;
+pub mod routes;
+pub mod search;
+pub mod state;
 
-pub use app::build;
+pub use app::{build, build_with};
 pub use config::Settings;
 
+use shop_auth::BearerAuth;
 use shop_http::ServiceInfo;
+use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
-/// What it says about itself; its schema and event context are its entry in
-/// `shop_topology::SERVICES`.
+use crate::state::AppState;
+
+/// What it says about itself; its schema (`catalog`) and event context (`catalog`)
+/// are its entry in `shop_topology::SERVICES`.
 pub const INFO: ServiceInfo = ServiceInfo {
     name: "catalog",
     title: "the shop: catalog service",
     version: env!("CARGO_PKG_VERSION"),
-    description: "products, categories, search and prices, with admin CRUD (not built yet).",
+    description: "Products and categories: full-text search with filters, sorts and cursor \
+                  pagination, cacheable reads (ETag, 304), admin writes with optimistic \
+                  concurrency (If-Match or version), a price lookup for other services.",
 };
 
-/// Every business route, with its documentation: none yet (they will live in
-/// `routes/<resource>.rs`).
-pub fn api() -> OpenApiRouter {
-    OpenApiRouter::new()
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    modifiers(&BearerAuth),
+    tags(
+        (name = "products", description = "Search, read and (admins) write products."),
+        (name = "categories", description = "The categories products belong to."),
+        (name = "internal", description = "Reads for other services (not routed by the gateway)."),
+    )
+)]
+struct ApiDoc;
+
+/// Every business route, with its documentation.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::products::router())
+        .merge(routes::categories::router())
+        .merge(routes::internal::router())
 }
 
 /// The OpenAPI document alone (for `shop-catalog openapi` and the gateway's docs).
@@ -35,7 +69,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     shop_service::openapi(INFO, api())
 }
 
-/// The process: serves, or runs a subcommand (`openapi`).
+/// The process: `shop-catalog` serves (and loads the demo catalog if
+/// `SHOP_DEMO__FILE` is set); `shop-catalog openapi` prints the OpenAPI document.
 pub async fn main() -> anyhow::Result<()> {
     shop_service::Cli::new(INFO, openapi)
         .run(|| async { build(Settings::load()?).await })

@@ -7,7 +7,7 @@ use std::time::Duration;
 use shop_service::{Application, Service};
 
 use crate::config::Settings;
-use crate::consumers::welcome_mail;
+use crate::consumers::{low_stock_alert, welcome_mail};
 use crate::state::AppState;
 use crate::{INFO, admin, api, refresh, throttle};
 
@@ -24,6 +24,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let (db, limits) = (state.db.clone(), state.settings.throttle.clone());
     service
         .consumer(welcome_mail::config(), welcome_mail::WelcomeMail)
+        .consumer(low_stock_alert::config(), low_stock_alert::LowStockAlert)
         .every("purge-refresh-tokens", Duration::from_secs(3600), {
             let db = db.clone();
             move || refresh::purge_job(db.clone())

@@ -1,4 +1,5 @@
 //! What the user service does when events arrive: one handler per event contract,
 //! each run by the chassis as a durable consumer (see `app.rs`).
 
+pub mod low_stock_alert;
 pub mod welcome_mail;

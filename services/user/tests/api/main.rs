@@ -6,6 +6,7 @@ mod helpers;
 mod jwks;
 mod login;
 mod logout;
+mod low_stock_alert;
 mod ops;
 mod purge;
 mod refresh;
