@@ -1,6 +1,7 @@
 //! The whole shop, started once for this test binary on free ports: every service
 //! and the gateway, with a real Postgres and a real NATS.
 
+mod catalog_flow;
 mod health;
 mod user_flow;
 

@@ -90,7 +90,13 @@ pub struct StackConfig {
     pub ephemeral: bool,
     /// How long every service gets to answer `GET /healthz` with 200.
     pub health_timeout: Duration,
+    /// The demo catalog and its stock (`SHOP_DEMO__FILE` of the catalog and the
+    /// inventory): loaded at their start, idempotently. `None`: no demo data.
+    pub demo_file: Option<PathBuf>,
 }
+
+/// The demo catalog, relative to the repository.
+pub const DEMO_FILE: &str = "services/catalog/demo/products.json";
 
 impl StackConfig {
     /// `make up`: data in `<repo>/.data`, the documented ports, every service,
@@ -111,6 +117,7 @@ impl StackConfig {
             log_format: std::env::var("LOG_FORMAT").unwrap_or_else(|_| "pretty".into()),
             ephemeral: false,
             health_timeout: Duration::from_secs(60),
+            demo_file: Some(repo_root.join(DEMO_FILE)),
         }
     }
 
@@ -124,7 +131,6 @@ impl StackConfig {
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             bin_dir,
-            work_dir,
             ports: Ports::free()?,
             services: every_service(),
             database: "shop".into(),
@@ -135,6 +141,8 @@ impl StackConfig {
             log_format: "json".into(),
             ephemeral: true,
             health_timeout: Duration::from_secs(60),
+            demo_file: Some(work_dir.join(DEMO_FILE)),
+            work_dir,
         })
     }
 }

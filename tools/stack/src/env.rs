@@ -15,10 +15,16 @@ pub struct EnvContext<'a> {
     pub database: &'a str,
     pub signing_key: &'a Path,
     pub log_format: &'a str,
+    /// The demo catalog, for the services that load it.
+    pub demo_file: Option<&'a Path>,
 }
 
 /// Services that call other services over HTTP get their upstreams' base URLs.
 const NEEDS_UPSTREAMS: &[&str] = &["gateway", "order"];
+
+/// The services that load the demo file: the catalog its products, the inventory
+/// their stock.
+const LOADS_DEMO: &[&str] = &["catalog", "inventory"];
 
 /// The variables set for `spec` (on top of the launcher's own environment, which
 /// passes through: `RUST_LOG`, `OTEL_*` ...).
@@ -61,6 +67,11 @@ pub fn service_env(spec: &Service, ctx: &EnvContext<'_>) -> Vec<(String, String)
             ctx.signing_key.display().to_string(),
         ));
     }
+    if let Some(demo) = ctx.demo_file
+        && LOADS_DEMO.contains(&spec.name)
+    {
+        env.push(("SHOP_DEMO__FILE".to_owned(), demo.display().to_string()));
+    }
     if NEEDS_UPSTREAMS.contains(&spec.name) {
         for upstream in SERVICES
             .iter()
@@ -90,6 +101,7 @@ mod tests {
             database: "shop",
             signing_key: Path::new("/repo/.data/keys/jwt-signing.pem"),
             log_format: "pretty",
+            demo_file: Some(Path::new("/repo/services/catalog/demo/products.json")),
         };
         service_env(service(name).unwrap(), &ctx)
             .into_iter()
@@ -123,6 +135,16 @@ mod tests {
             env_of("user")["SHOP_JWT__SIGNING_KEY_FILE"],
             "/repo/.data/keys/jwt-signing.pem"
         );
+    }
+
+    #[test]
+    fn only_the_catalog_and_the_inventory_load_the_demo_file() {
+        let demo = "/repo/services/catalog/demo/products.json";
+        assert_eq!(env_of("catalog")["SHOP_DEMO__FILE"], demo);
+        assert_eq!(env_of("inventory")["SHOP_DEMO__FILE"], demo);
+        for other in ["user", "order", "payment", "shipping", "gateway"] {
+            assert!(!env_of(other).contains_key("SHOP_DEMO__FILE"), "{other}");
+        }
     }
 
     #[test]

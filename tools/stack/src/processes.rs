@@ -60,6 +60,7 @@ pub(crate) fn spawn_service(
         database: &config.database,
         signing_key,
         log_format: &config.log_format,
+        demo_file: config.demo_file.as_deref(),
     };
     let mut command = std::process::Command::new(config.bin_dir.join(spec.binary));
     command

@@ -105,6 +105,17 @@ fn summary(stack: &Stack, root: &Path, title: &str) -> String {
             "{name:<10} {url:<22}  {url}/docs  {url}/openapi.json"
         ));
     }
+    if let Some(file) = &stack.config().demo_file
+        && stack.config().services.contains(&"catalog")
+    {
+        lines.push(String::new());
+        lines.push(format!(
+            "{:<10} {}  (try {}/api/v1/products?q=kett)",
+            "demo",
+            shown(file),
+            stack.base_url("catalog")
+        ));
+    }
     lines.push(String::new());
     lines.push(format!(
         "{:<10} {}  (superuser; each service logs in as its own role)",
