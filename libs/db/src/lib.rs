@@ -14,6 +14,25 @@ use sqlx::{AssertSqlSafe, ConnectOptions as _};
 mod constraint;
 pub use constraint::{OnConstraint, violates};
 
+/// Whether an error says the database cannot be reached (rather than that this
+/// statement failed): connection lost or refused, pool exhausted, server shutting
+/// down or not accepting connections yet (SQLSTATE class 08 and 57P01-57P03). A
+/// request answers it with 503 (try again), an event consumer waits it out.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
+
 /// The password a role gets on a developer machine and in tests. Anywhere else the
 /// passwords come from secrets and are handed to [`bootstrap`] explicitly.
 pub fn local_password(role: &str) -> SecretString {

@@ -80,23 +80,8 @@ impl From<DecodeError> for HandlerError {
     }
 }
 
-/// Whether an error says the database cannot be reached (rather than that this
-/// statement failed): connection lost or refused, pool exhausted, server shutting
-/// down or not accepting connections yet (SQLSTATE class 08 and 57P01-57P03).
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
-        _ => false,
-    }
-}
+/// Whether the database cannot be reached (see [`shop_db::is_unavailable`]).
+pub use shop_db::is_unavailable;
 
 /// Reacts to one event contract, inside the consumer's transaction.
 pub trait EventHandler: Send + Sync + 'static {

@@ -150,6 +150,18 @@ impl Problem {
         .with_detail(detail)
     }
 
+    /// 503: a dependency (the database) cannot be reached right now; the request
+    /// changed nothing and may be sent again after `Retry-After` seconds.
+    pub fn unavailable(retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The service cannot answer right now.",
+        )
+        .with_detail("A dependency is unreachable; nothing was changed. Try again shortly.")
+        .with_retry_after(retry_after_secs)
+    }
+
     /// 500 that tells the client nothing about the cause; the cause goes to the logs.
     pub fn internal() -> Self {
         Self::new(

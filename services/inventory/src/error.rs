@@ -29,6 +29,10 @@ impl IntoResponse for Error {
             Error::UnknownSku(_) => Problem::not_found(detail),
             Error::InsufficientStock(_) => Problem::conflict(detail),
             Error::Rejected(problem) => problem,
+            Error::Database(e) if shop_db::is_unavailable(&e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Problem::unavailable(1)
+            }
             Error::Database(e) => {
                 tracing::error!(error = %e, "database error");
                 Problem::internal()
@@ -39,5 +43,25 @@ impl IntoResponse for Error {
             }
         };
         problem.into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_a_503_to_retry_and_any_other_database_error_a_500() {
+        let unreachable = Error::Database(sqlx::Error::PoolTimedOut).into_response();
+        assert_eq!(
+            unreachable.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(unreachable.headers()["retry-after"], "1");
+        let broken = Error::Database(sqlx::Error::RowNotFound).into_response();
+        assert_eq!(
+            broken.status(),
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }
