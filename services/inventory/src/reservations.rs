@@ -19,13 +19,18 @@
 //!   reservation now (`reserved`, `rejected`, `committed`, `released` or `expired`),
 //!   so a checkout that lost the first answer gets it again. The first reserve's
 //!   lines win; a later reserve with other lines gets the first one's answer.
-//! - **Refusals.** Committing what is not reserved (unknown, rejected, released,
-//!   expired, or past its TTL but not yet swept) and releasing what was committed are
-//!   [`ReservationError::Refused`]: the command contradicts the state, so the consumer
-//!   sends it to the dead-letter stream with this reason. Releasing what holds nothing
-//!   (rejected, expired, released) is a no-op that repeats the answer; releasing an
-//!   order never reserved records it as released, so a reserve arriving late (the
-//!   commands travel through separate consumers) holds nothing.
+//! - **Every command about a known order is answered.** A command that comes too
+//!   late or contradicts the state changes nothing (or only what the TTL already
+//!   decided) and publishes the answer that describes the reservation now: a commit
+//!   after the TTL expires the reservation there and then and is answered `expired`
+//!   (the checkout compensates instead of waiting for its deadline); a commit of a
+//!   rejected, released or expired reservation repeats that answer; a release of a
+//!   committed one is answered `committed` (the stock has left; a return is received
+//!   as new stock). Releasing an order never reserved records it as released, so a
+//!   reserve arriving late (the commands travel through separate consumers) holds
+//!   nothing. Only a commit for an order the inventory never saw is
+//!   [`ReservationError::Refused`]: there is nothing to answer about, so the consumer
+//!   sends it to the dead-letter stream with the reason, like a malformed command.
 
 use std::collections::HashSet;
 
@@ -174,6 +179,10 @@ pub async fn reserve(
 ) -> Result<Status> {
     check_reserve(&command)?;
     if let Some(existing) = lock_reservation(conn, command.order_id).await? {
+        if existing.status == Status::Reserved && existing.past_due {
+            expire(conn, outbox, existing).await?;
+            return Ok(Status::Expired);
+        }
         answer(conn, outbox, &existing).await?;
         return Ok(existing.status);
     }
@@ -244,17 +253,12 @@ pub async fn commit(
         )));
     };
     match reservation.status {
-        Status::Committed => {
-            answer(conn, outbox, &reservation).await?;
-            Ok(Status::Committed)
+        // Too late: the TTL passed before the commit arrived (the sweeper had not
+        // come by yet). Expire it now, as the sweeper would, and say so.
+        Status::Reserved if reservation.past_due => {
+            expire(conn, outbox, reservation).await?;
+            Ok(Status::Expired)
         }
-        Status::Reserved if reservation.past_due => Err(ReservationError::Refused(format!(
-            "the reservation of order {order_id} expired at {}",
-            reservation
-                .expires_at
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_default()
-        ))),
         Status::Reserved => {
             let reason = format!("order {order_id}");
             take_back(conn, outbox, &reservation, Kind::Commit, &reason).await?;
@@ -266,10 +270,10 @@ pub async fn commit(
             outbox.enqueue(conn, committed).await?;
             Ok(Status::Committed)
         }
-        other => Err(ReservationError::Refused(format!(
-            "the reservation of order {order_id} is {}: nothing to commit",
-            other.as_str()
-        ))),
+        settled => {
+            answer(conn, outbox, &reservation).await?;
+            Ok(settled)
+        }
     }
 }
 
@@ -309,13 +313,10 @@ pub async fn release(
             outbox.enqueue(conn, released).await?;
             Ok(Status::Released)
         }
-        Status::Committed => Err(ReservationError::Refused(format!(
-            "the reservation of order {order_id} is committed: the stock has left \
-             (a return is received as new stock)"
-        ))),
-        holds_nothing => {
+        // Committed (the stock has left), or holding nothing: say how it stands.
+        settled => {
             answer(conn, outbox, &reservation).await?;
-            Ok(holds_nothing)
+            Ok(settled)
         }
     }
 }
@@ -340,20 +341,7 @@ pub async fn expire_due(db: &PgPool, outbox: &Outbox, limit: usize) -> anyhow::R
         let reservation = lock_reservation(&mut tx, order_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("reservation {order_id} vanished under its lock"))?;
-        take_back(
-            &mut tx,
-            outbox,
-            &reservation,
-            Kind::Expire,
-            "reservation expired",
-        )
-        .await?;
-        set_status(&mut tx, order_id, Status::Expired, None).await?;
-        let event = StockExpired {
-            order_id,
-            lines: reservation.lines,
-        };
-        outbox.enqueue(&mut tx, event).await?;
+        expire(&mut tx, outbox, reservation).await?;
         tx.commit().await?;
         tracing::info!(%order_id, "reservation expired");
         expired += 1;
@@ -367,6 +355,20 @@ pub async fn expiry_job(db: PgPool, outbox: Outbox) -> anyhow::Result<()> {
     if expired > 0 {
         tracing::debug!(expired, "expired reservations released");
     }
+    Ok(())
+}
+
+/// Releases a reservation past its TTL and publishes `stock.expired`.
+async fn expire(conn: &mut PgConnection, outbox: &Outbox, reservation: Reservation) -> Result<()> {
+    let order_id = reservation.order_id;
+    let reason = "reservation expired";
+    take_back(conn, outbox, &reservation, Kind::Expire, reason).await?;
+    set_status(conn, order_id, Status::Expired, None).await?;
+    let event = StockExpired {
+        order_id,
+        lines: reservation.lines,
+    };
+    outbox.enqueue(conn, event).await?;
     Ok(())
 }
 

@@ -15,6 +15,12 @@
 //! (TTL)    --> expired   (nobody committed in time: released by the expiry task)
 //! any change of availability --> stock.updated; falling below the threshold --> stock.low
 //! ```
+//!
+//! Every command about an order the inventory knows is answered with the event that
+//! says how its reservation stands now, even when the command cannot be applied: a
+//! commit after the TTL gets `expired`, a release after the commit gets `committed`, a
+//! repeated command gets the answer again. Only a malformed command or a commit for an
+//! order never reserved goes to the dead-letter stream.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

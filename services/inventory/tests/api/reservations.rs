@@ -170,33 +170,73 @@ async fn an_expired_reservation_is_released_and_published_as_expired() {
 }
 
 #[tokio::test]
-async fn committing_an_expired_reservation_or_releasing_a_committed_one_is_dead_lettered() {
-    let app = spawn_app_with(|s| s.stock.expire_every_millis = 100).await;
+async fn a_commit_after_the_ttl_expires_the_reservation_and_is_answered_expired() {
+    // The sweeper runs at start and then not for an hour: the commit must see the
+    // TTL itself.
+    let app = spawn_app_with(|s| s.stock.expire_every_millis = 3_600_000).await;
     app.stocked("A-1", 10).await;
-    let expired = app.reserve(&[("A-1", 1)], 1).await;
-    let committed = app.reserve(&[("A-1", 2)], 600).await;
-    app.wait_status(expired, "expired").await;
-    app.wait_status(committed, "reserved").await;
-    app.publish(CommitReservation {
-        order_id: committed,
+    let order = app.reserve(&[("A-1", 3)], 1).await;
+    app.wait_status(order, "reserved").await;
+    eventually("the TTL to pass", || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT expires_at <= now() FROM inventory.reservations WHERE order_id = $1",
+        )
+        .bind(order)
+        .fetch_one(app.db.admin_pool())
+        .await
+        .unwrap()
     })
     .await;
-    app.wait_status(committed, "committed").await;
 
-    app.publish(CommitReservation { order_id: expired }).await;
-    let reasons = app.dead_letter_reasons(1).await;
-    assert!(reasons[0].contains("expired"), "{reasons:?}");
+    app.publish(CommitReservation { order_id: order }).await;
+    app.wait_status(order, "expired").await;
+    assert_eq!(
+        app.counts("A-1").await,
+        (10, 0, 10),
+        "nothing left the books"
+    );
+    let expired = app.published_at_least::<StockExpired>(1).await;
+    assert_eq!(expired[0].order_id, order);
+    assert!(app.published::<StockCommitted>().await.is_empty());
+
+    // Asked again, it says the same and changes nothing.
+    app.publish(CommitReservation { order_id: order }).await;
+    app.published_at_least::<StockExpired>(2).await;
+    assert_eq!(app.counts("A-1").await, (10, 0, 10));
+}
+
+#[tokio::test]
+async fn a_release_after_the_commit_changes_nothing_and_is_answered_committed() {
+    let app = spawn_app().await;
+    app.stocked("A-1", 10).await;
+    let order = app.reserve(&[("A-1", 2)], 600).await;
+    app.wait_status(order, "reserved").await;
+    app.publish(CommitReservation { order_id: order }).await;
+    app.wait_status(order, "committed").await;
+
     app.publish(ReleaseReservation {
-        order_id: committed,
+        order_id: order,
         reason: "too late".to_owned(),
     })
     .await;
-    let reasons = app.dead_letter_reasons(2).await;
-    assert!(reasons[1].contains("committed"), "{reasons:?}");
 
-    assert_eq!(app.status(expired).await.as_deref(), Some("expired"));
-    assert_eq!(app.status(committed).await.as_deref(), Some("committed"));
+    let committed = app.published_at_least::<StockCommitted>(2).await;
+    assert!(committed.iter().all(|c| c.order_id == order));
+    assert!(app.published::<StockReleased>().await.is_empty());
+    assert_eq!(app.status(order).await.as_deref(), Some("committed"));
     assert_eq!(app.counts("A-1").await, (8, 0, 8));
+}
+
+#[tokio::test]
+async fn a_commit_for_an_order_never_reserved_is_dead_lettered() {
+    let app = spawn_app().await;
+    let unknown = Uuid::now_v7();
+
+    app.publish(CommitReservation { order_id: unknown }).await;
+
+    let reasons = app.dead_letter_reasons(1).await;
+    assert!(reasons[0].contains("no reservation"), "{reasons:?}");
+    assert_eq!(app.status(unknown).await, None);
 }
 
 #[tokio::test]
