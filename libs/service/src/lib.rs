@@ -21,7 +21,8 @@
 //!
 //! What it runs: the service's pool on its own schema (after waiting for Postgres),
 //! its migrations, NATS with the stream of the context it owns and the dead-letter
-//! stream, the outbox relay, its consumers and periodic jobs under supervision
+//! stream (and, at `bind`, the streams its consumers read, with their owners'
+//! configuration, so no start-up order is required), the outbox relay, its consumers and periodic jobs under supervision
 //! (restarted with backoff, reported by `/readyz` while down), the HTTP API behind the
 //! standard middleware with `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and
 //! `/docs`, the `openapi` subcommand ([`Cli`]), and graceful shutdown of all of it.

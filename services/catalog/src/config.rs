@@ -39,9 +39,31 @@ impl Settings {
     /// Defaults, then `SHOP_CONFIG_FILE`, then `SHOP_*` variables.
     pub fn load() -> anyhow::Result<Self> {
         let settings: Self = shop_http::config::load(Self::default())?;
-        if settings.demo.file.is_some() && !shop_http::config::is_local() {
+        settings.check(shop_http::config::is_local())?;
+        Ok(settings)
+    }
+
+    /// What loading refuses: demo data outside a local run.
+    pub fn check(&self, local: bool) -> anyhow::Result<()> {
+        if self.demo.file.is_some() && !local {
             anyhow::bail!("SHOP_DEMO__FILE loads a demo catalog: only with SHOP_ENV=local");
         }
-        Ok(settings)
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_data_is_refused_outside_a_local_run() {
+        let mut settings = Settings::default();
+        settings.demo.file = Some(PathBuf::from("services/catalog/demo/products.json"));
+        assert!(settings.check(true).is_ok());
+        let refused = settings.check(false).unwrap_err().to_string();
+        assert!(refused.contains("SHOP_ENV=local"), "{refused}");
+        settings.demo.file = None;
+        assert!(settings.check(false).is_ok());
     }
 }

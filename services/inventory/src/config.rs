@@ -50,9 +50,41 @@ impl Settings {
     /// Defaults, then `SHOP_CONFIG_FILE`, then `SHOP_*` variables.
     pub fn load() -> anyhow::Result<Self> {
         let settings: Self = shop_http::config::load(Self::default())?;
-        if settings.demo.file.is_some() && !shop_http::config::is_local() {
+        settings.check(shop_http::config::is_local())?;
+        Ok(settings)
+    }
+
+    /// What loading refuses: demo data outside a local run, a negative low-stock threshold.
+    pub fn check(&self, local: bool) -> anyhow::Result<()> {
+        if self.demo.file.is_some() && !local {
             anyhow::bail!("SHOP_DEMO__FILE loads demo stock: only with SHOP_ENV=local");
         }
-        Ok(settings)
+        if self.stock.default_low_stock_threshold < 0 {
+            anyhow::bail!("SHOP_STOCK__DEFAULT_LOW_STOCK_THRESHOLD must not be negative");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_data_is_refused_outside_a_local_run() {
+        let mut settings = Settings::default();
+        settings.demo.file = Some(PathBuf::from("services/catalog/demo/products.json"));
+        assert!(settings.check(true).is_ok());
+        let refused = settings.check(false).unwrap_err().to_string();
+        assert!(refused.contains("SHOP_ENV=local"), "{refused}");
+        settings.demo.file = None;
+        assert!(settings.check(false).is_ok());
+    }
+
+    #[test]
+    fn a_negative_low_stock_threshold_is_refused() {
+        let mut settings = Settings::default();
+        settings.stock.default_low_stock_threshold = -1;
+        assert!(settings.check(true).is_err());
     }
 }

@@ -233,7 +233,8 @@ pub async fn reserve(
     insert_lines(conn, command.order_id, &lines).await?;
     let reserved = StockReserved {
         order_id: command.order_id,
-        lines: command.lines,
+        // In SKU order, as every later answer about this order has them.
+        lines,
         expires_at,
     };
     outbox.enqueue(conn, reserved).await?;

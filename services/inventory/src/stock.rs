@@ -9,7 +9,8 @@
 //!   should any code path forget.
 //! - **Low stock, once per crossing.** `low` records whether availability is below the
 //!   threshold; the event goes out only when it turns from false to true. A new SKU
-//!   starts low (nothing on hand) without an alert: the alarm is armed once stock
+//!   (nothing on hand) starts low, unless its threshold is 0, without an alert: the
+//!   alarm is armed once stock
 //!   reaches the threshold.
 
 use chrono::{DateTime, Utc};
@@ -79,7 +80,7 @@ pub async fn create(
     threshold: i64,
 ) -> Result<bool> {
     let created: Option<Stock> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO stock (sku, low_stock_threshold) VALUES ($1, $2)
+        "INSERT INTO stock (sku, low_stock_threshold, low) VALUES ($1, $2, 0 < $2)
          ON CONFLICT (sku) DO NOTHING RETURNING {COLUMNS}"
     )))
     .bind(sku.as_str())

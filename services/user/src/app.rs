@@ -1,5 +1,5 @@
 //! The user service, assembled on the chassis: its migrations, its outbox, the admin
-//! account, the welcome-mail consumer, housekeeping, and its API. Tests call [`build`]
+//! account, the welcome-mail and low-stock-alert consumers, housekeeping, and its API. Tests call [`build`]
 //! with port 0 and a fresh database.
 
 use std::time::Duration;

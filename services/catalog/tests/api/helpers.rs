@@ -12,8 +12,8 @@ use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use shop_auth::{Claims, Role, Verifier};
 use shop_catalog::Settings;
+use shop_events::Envelope;
 use shop_events::contracts::inventory::StockUpdated;
-use shop_events::{Envelope, Namespace};
 use shop_testkit::TestDatabase;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -47,13 +47,6 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.service.database_url = Some(db.service_url("catalog").into());
     configure(&mut settings);
 
-    // The availability consumer reads the inventory's stream, which the inventory
-    // service would create; here the test does.
-    let js = jetstream::new(nats.client().await);
-    shop_events::ensure_stream(&js, &Namespace::prefixed(prefix.clone()), "inventory")
-        .await
-        .unwrap();
-
     let pem = shop_auth::signing_key::generate_pem().unwrap();
     let key = EncodingKey::from_ed_pem(pem.expose_secret().as_bytes()).unwrap();
     let kid = format!("test-{}", Uuid::new_v4());
@@ -78,7 +71,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
             .unwrap(),
         db,
         prefix,
-        js,
+        js: jetstream::new(nats.client().await),
         key,
         kid,
         _stop: stop,

@@ -1,7 +1,8 @@
 //! The reservation commands (`inventory.reservation.reserve|commit|release`), one
-//! consumer each, all delegating to `crate::reservations`. A malformed command or one
-//! that contradicts the reservation's state is permanent: it goes to the dead-letter
-//! stream with the reason.
+//! consumer each, all delegating to `crate::reservations`. Every command about a known
+//! order is answered with how its reservation stands; a malformed command, or a commit
+//! for an order never reserved, is permanent: it goes to the dead-letter stream with
+//! the reason.
 //!
 //! Each consumer handles one command per transaction (`batch = 1`): a batch would hold
 //! the stock locks of many orders at once, taken in no global order, and two batches

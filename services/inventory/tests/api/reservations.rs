@@ -67,8 +67,10 @@ async fn a_reservation_with_one_short_line_holds_nothing_and_names_the_short_lin
 async fn the_same_reserve_twice_has_one_effect_and_gets_the_same_answer() {
     let app = spawn_app().await;
     app.stocked("A-1", 10).await;
+    app.stocked("B-1", 10).await;
     let order = Uuid::now_v7();
-    let command = reserve_command(order, &[("A-1", 4)], 600);
+    // Lines out of SKU order: the answers list them in one order, both times.
+    let command = reserve_command(order, &[("B-1", 2), ("A-1", 4)], 600);
 
     app.publish(command.clone()).await;
     app.wait_status(order, "reserved").await;
@@ -78,13 +80,14 @@ async fn the_same_reserve_twice_has_one_effect_and_gets_the_same_answer() {
     assert_eq!(answers.len(), 2);
     assert_eq!(answers[0], answers[1], "the same answer, the same expiry");
     assert_eq!(app.counts("A-1").await, (10, 4, 6), "reserved once");
+    assert_eq!(app.counts("B-1").await, (10, 2, 8), "reserved once");
     let movements: i64 =
         sqlx::query_scalar("SELECT count(*) FROM inventory.stock_movements WHERE order_id = $1")
             .bind(order)
             .fetch_one(app.db.admin_pool())
             .await
             .unwrap();
-    assert_eq!(movements, 1);
+    assert_eq!(movements, 2, "one per line");
 }
 
 #[tokio::test]
