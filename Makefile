@@ -20,7 +20,7 @@ help:
 	@echo "make build   build every crate and test"
 	@echo "make test    every test; the integration tests start their own Postgres and NATS"
 	@echo "make lint    rustfmt check and clippy, warnings are errors"
-	@echo "make bench   wrk load test of a running stack (start it with: make up PROFILE=release)"
+	@echo "make bench   load tests of a running stack: user (wrk) and catalog (start it with: make up PROFILE=release)"
 
 up: bins
 	$(STACK) up
@@ -46,9 +46,11 @@ test:
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-# Load-test the user service of a running `make up PROFILE=release` (see bench/).
+# Load-test the user service and the catalog of a running `make up PROFILE=release`
+# (see bench/README.md; the reservation benchmark is self-contained, see there).
 bench:
 	bench/run
+	LOAD=$(TARGET_DIR)/release/load bench/catalog
 
 lint:
 	$(CARGO) fmt --all -- --check
