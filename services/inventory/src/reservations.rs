@@ -454,7 +454,9 @@ async fn lock_reservation(conn: &mut PgConnection, order_id: Uuid) -> Result<Opt
         return Ok(None);
     };
     let lines: Vec<(String, i32)> = sqlx::query_as(
-        "SELECT sku, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY sku",
+        // Byte order, whatever the database's collation: the order `reserve` sorts
+        // lines in (Rust's `str` order), so every path locks stock rows in one order.
+        "SELECT sku, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY sku COLLATE \"C\"",
     )
     .bind(order_id)
     .fetch_all(&mut *conn)

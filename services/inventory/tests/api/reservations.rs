@@ -293,3 +293,32 @@ async fn malformed_commands_go_to_the_dead_letter_stream_with_their_reason() {
         .unwrap();
     assert_eq!(reservations, 0, "no malformed command left a trace");
 }
+
+#[tokio::test]
+async fn lines_keep_one_order_whatever_the_collation_of_the_database() {
+    let app = spawn_app().await;
+    // Compare SKUs the way a database created with an en_US locale would (`TEE-b`
+    // before `TEE-C`); byte order, which `reserve` locks in, says the opposite.
+    sqlx::query(
+        r#"ALTER TABLE inventory.reservation_lines ALTER COLUMN sku TYPE text COLLATE "en-x-icu""#,
+    )
+    .execute(app.db.admin_pool())
+    .await
+    .unwrap();
+    app.stocked("TEE-C", 10).await;
+    app.stocked("TEE-b", 10).await;
+    let order = app.reserve(&[("TEE-b", 1), ("TEE-C", 1)], 600).await;
+    app.wait_status(order, "reserved").await;
+
+    app.publish(CommitReservation { order_id: order }).await;
+    app.wait_status(order, "committed").await;
+
+    let reserved = app.published::<StockReserved>().await;
+    let committed = app.published::<StockCommitted>().await;
+    let skus: Vec<&str> = committed[0].lines.iter().map(|l| l.sku.as_str()).collect();
+    assert_eq!(skus, ["TEE-C", "TEE-b"], "byte order");
+    assert_eq!(
+        reserved[0].lines, committed[0].lines,
+        "one order in every answer"
+    );
+}
