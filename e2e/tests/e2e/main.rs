@@ -2,6 +2,7 @@
 //! and the gateway, with a real Postgres and a real NATS.
 
 mod catalog_flow;
+mod gateway;
 mod health;
 mod user_flow;
 

@@ -14,4 +14,6 @@ pub use health::{CheckFuture, Readiness, ReadinessCheck, ReadinessReport};
 pub use json::{Json, Valid, Validate};
 pub use problem::{FieldError, Problem};
 pub use query::Query;
-pub use server::{HttpSettings, ServiceInfo, app, bind, run, serve, serve_with, shutdown_signal};
+pub use server::{
+    HttpSettings, ServiceInfo, app, bind, edge_app, run, serve, serve_with, shutdown_signal,
+};

@@ -144,6 +144,31 @@ async fn enforce_timeout(State(limit): State<Duration>, request: Request, next: 
     }
 }
 
+/// The HTTP app of an edge proxy (the gateway): `/healthz`, `/readyz` and `/metrics`,
+/// then `proxy` for every other path, behind the panic guard, request ids, tracing and
+/// metrics. No overall timeout and no body limit here: a proxy sets both per route and
+/// enforces the limit on the streamed body, which the standard stack of [`app`] cannot.
+pub fn edge_app(readiness: Readiness, proxy: Router) -> Router {
+    crate::observe::prometheus();
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(readiness)
+        .route("/metrics", get(observe::metrics_endpoint))
+        .merge(proxy)
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(|_| {
+                    tracing::error!("handler panicked");
+                    Problem::internal().into_response()
+                }))
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(middleware::from_fn(observe::observe)),
+        )
+}
+
 /// Binds the listener (port 0 picks a free one, as tests do).
 pub async fn bind(settings: &HttpSettings) -> anyhow::Result<TcpListener> {
     let listener = TcpListener::bind(settings.addr()).await?;

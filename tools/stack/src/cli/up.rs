@@ -101,9 +101,16 @@ fn summary(stack: &Stack, root: &Path, title: &str) -> String {
     let mut lines = Vec::new();
     for name in &stack.config().services {
         let url = stack.base_url(name);
-        lines.push(format!(
-            "{name:<10} {url:<22}  {url}/docs  {url}/openapi.json"
-        ));
+        if *name == "gateway" {
+            // The single entry point: every public route (gateway/routes.toml).
+            lines.push(format!(
+                "{name:<10} {url:<22}  {url}/api/v1/products  (the entry point)"
+            ));
+        } else {
+            lines.push(format!(
+                "{name:<10} {url:<22}  {url}/docs  {url}/openapi.json"
+            ));
+        }
     }
     if let Some(file) = &stack.config().demo_file
         && stack.config().services.contains(&"catalog")
