@@ -66,6 +66,13 @@ pub fn service_env(spec: &Service, ctx: &EnvContext<'_>) -> Vec<(String, String)
             "SHOP_JWT__SIGNING_KEY_FILE".to_owned(),
             ctx.signing_key.display().to_string(),
         ));
+        // The gateway runs on the loopback and names the client in X-Forwarded-For;
+        // without this, every login through it would count against one client (its
+        // address) in the login throttle.
+        env.push((
+            "SHOP_THROTTLE__TRUSTED_PROXIES".to_owned(),
+            "[127.0.0.1]".to_owned(),
+        ));
     }
     if let Some(demo) = ctx.demo_file
         && LOADS_DEMO.contains(&spec.name)
@@ -135,6 +142,15 @@ mod tests {
             env_of("user")["SHOP_JWT__SIGNING_KEY_FILE"],
             "/repo/.data/keys/jwt-signing.pem"
         );
+    }
+
+    #[test]
+    fn the_user_service_believes_the_local_gateways_forwarded_for() {
+        assert_eq!(
+            env_of("user")["SHOP_THROTTLE__TRUSTED_PROXIES"],
+            "[127.0.0.1]"
+        );
+        assert!(!env_of("catalog").contains_key("SHOP_THROTTLE__TRUSTED_PROXIES"));
     }
 
     #[test]
