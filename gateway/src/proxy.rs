@@ -176,7 +176,22 @@ async fn forward(gateway: &Gateway, request: Request) -> Result<Response, Respon
     *upstream_request.headers_mut() = headers;
 
     let exchange = gateway.client.request(upstream_request);
-    let answer = match tokio::time::timeout(route.timeout, exchange).await {
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(route.timeout, exchange).await;
+    let status = match &outcome {
+        Ok(Ok(answer)) => answer.status().as_str().to_owned(),
+        Ok(Err(e)) if e.is_connect() => "unreachable".to_owned(),
+        Ok(Err(_)) => "broken".to_owned(),
+        Err(_) => "timeout".to_owned(),
+    };
+    record(
+        &route.name,
+        &upstream.name,
+        instance.authority.as_str(),
+        status,
+        started,
+    );
+    let answer = match outcome {
         Err(_) => {
             tracing::warn!(route = %route.name, upstream = %upstream.name, instance = %instance.authority, "upstream timed out");
             return Err(Problem::new(
@@ -194,6 +209,28 @@ async fn forward(gateway: &Gateway, request: Request) -> Result<Response, Respon
     let (mut parts, body) = answer.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// Upstream requests by route, upstream, instance and outcome (the HTTP status, or
+/// `unreachable`, `timeout`, `broken`), and their latency up to the response headers.
+fn record(
+    route: &str,
+    upstream: &str,
+    instance: &str,
+    outcome: String,
+    started: std::time::Instant,
+) {
+    let elapsed = started.elapsed();
+    tracing::debug!(route, upstream, instance, outcome = %outcome, upstream_ms = elapsed.as_secs_f64() * 1000.0, "proxied");
+    let labels = [
+        ("route", route.to_owned()),
+        ("upstream", upstream.to_owned()),
+        ("instance", instance.to_owned()),
+        ("outcome", outcome),
+    ];
+    metrics::counter!("gateway_upstream_requests_total", &labels).increment(1);
+    metrics::histogram!("gateway_upstream_duration_seconds", &labels[..3])
+        .record(elapsed.as_secs_f64());
 }
 
 /// `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) for this hop.

@@ -115,3 +115,40 @@ async fn requests_take_the_instances_of_an_upstream_in_turn() {
     seen.sort();
     assert_eq!(seen, ["a", "a", "b", "b"]);
 }
+
+#[tokio::test]
+async fn upstream_requests_are_counted_by_route_upstream_instance_and_outcome() {
+    let upstream = echo_upstream("a").await;
+    let gateway = spawn_gateway(&upstream, |_| {}).await;
+    let ok = gateway
+        .client
+        .get(gateway.url("/api/v1/categories"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+
+    let metrics = gateway
+        .client
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let instance = upstream.trim_start_matches("http://");
+    let counted = metrics.lines().any(|line| {
+        line.starts_with("gateway_upstream_requests_total{")
+            && line.contains("route=\"categories\"")
+            && line.contains("upstream=\"catalog\"")
+            && line.contains(&format!("instance=\"{instance}\""))
+            && line.contains("outcome=\"200\"")
+    });
+    assert!(counted, "{metrics}");
+    assert!(
+        metrics.contains("gateway_upstream_duration_seconds"),
+        "{metrics}"
+    );
+}
