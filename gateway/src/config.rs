@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use shop_auth::AuthSettings;
 use shop_http::HttpSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,28 +28,13 @@ pub struct Settings {
     pub max_body_bytes: u64,
 }
 
-/// Where the user service publishes its keys, and what a token must say.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuthSettings {
-    /// `SHOP_AUTH__JWKS_URL`
-    pub jwks_url: String,
-    /// `SHOP_AUTH__ISSUER`
-    pub issuer: String,
-    /// `SHOP_AUTH__AUDIENCE`
-    pub audience: String,
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Self {
             http: HttpSettings::on_port(8080),
             routes_file: PathBuf::from("gateway/routes.toml"),
             upstreams: BTreeMap::new(),
-            auth: AuthSettings {
-                jwks_url: "http://127.0.0.1:8081/.well-known/jwks.json".to_owned(),
-                issuer: "http://localhost:8081".to_owned(),
-                audience: shop_auth::AUDIENCE.to_owned(),
-            },
+            auth: AuthSettings::default(),
             max_body_bytes: 1024 * 1024,
         }
     }

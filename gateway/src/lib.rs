@@ -83,8 +83,7 @@ impl Application {
 pub async fn main() -> anyhow::Result<()> {
     let _telemetry = shop_telemetry::init(INFO.name)?;
     let settings = Settings::load()?;
-    let auth = &settings.auth;
-    let verifier = Verifier::remote(auth.jwks_url.clone(), &auth.issuer, &auth.audience);
+    let verifier = settings.auth.verifier();
     let app = build(settings, verifier).await?;
     tracing::info!(port = app.port(), "gateway listening");
     app.run_until_stopped(shop_http::shutdown_signal()).await

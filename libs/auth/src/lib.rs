@@ -5,12 +5,14 @@
 mod claims;
 mod extract;
 mod openapi;
+mod settings;
 pub mod signing_key;
 mod verifier;
 
 pub use claims::{Claims, Role};
 pub use extract::{Admin, AdminRole, Authenticated, RequireRole, RequiredRole};
 pub use openapi::BearerAuth;
+pub use settings::AuthSettings;
 pub use verifier::{AuthError, Verifier, VerifierBuilder};
 
 /// The audience every shop access token is issued for.

@@ -29,6 +29,7 @@
 
 mod checks;
 mod cli;
+mod problems;
 pub mod settings;
 mod supervise;
 
@@ -49,6 +50,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use checks::{NatsCheck, PostgresCheck};
 pub use cli::Cli;
+pub use problems::{database_problem, internal_problem};
 pub use settings::{AuthSettings, ServiceSettings};
 pub use supervise::{Shutdown, TASK_RESTARTS, TaskFn, TaskFuture, TaskHealth};
 

@@ -9,6 +9,7 @@
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+pub use shop_auth::AuthSettings;
 use shop_http::HttpSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,17 +31,6 @@ pub struct ServiceSettings {
     pub auth: AuthSettings,
 }
 
-/// Verifying the user service's access tokens.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuthSettings {
-    /// The user service's key set.
-    pub jwks_url: String,
-    /// The `iss` every token must carry.
-    pub issuer: String,
-    /// The `aud` every token must carry.
-    pub audience: String,
-}
-
 impl ServiceSettings {
     /// The defaults of the named service (its port from `shop_topology`).
     pub fn defaults_for(service: &str) -> Self {
@@ -52,11 +42,7 @@ impl ServiceSettings {
             connect_timeout_secs: 30,
             nats_url: "nats://127.0.0.1:4222".to_owned(),
             events_prefix: String::new(),
-            auth: AuthSettings {
-                jwks_url: "http://127.0.0.1:8081/.well-known/jwks.json".to_owned(),
-                issuer: "http://localhost:8081".to_owned(),
-                audience: "shop".to_owned(),
-            },
+            auth: AuthSettings::default(),
         }
     }
 

@@ -13,8 +13,7 @@ use crate::{INFO, api, demo};
 /// Verifies tokens against the user service's JWKS (`SHOP_AUTH__*`), then
 /// [`build_with`].
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let auth = &settings.service.auth;
-    let verifier = Verifier::remote(auth.jwks_url.clone(), &auth.issuer, &auth.audience);
+    let verifier = settings.service.auth.verifier();
     build_with(settings, verifier).await
 }
 

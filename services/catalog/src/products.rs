@@ -138,22 +138,9 @@ fn on_write_constraints<T>(result: sqlx::Result<T>) -> Result<T> {
 /// Creates an active product at version 1; [`Error::SkuTaken`] or
 /// [`Error::UnknownCategory`] as the constraints decide (no check-then-insert race).
 pub async fn insert(db: impl PgExecutor<'_>, new: &ProductFields<'_>) -> Result<Product> {
-    let inserted = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO products AS p (id, sku, name, description, price_amount, price_currency,
-                                    category, image_url)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
-    )))
-    .bind(ProductId::generate())
-    .bind(new.sku)
-    .bind(new.name)
-    .bind(new.description)
-    .bind(new.price.amount)
-    .bind(&new.price.currency)
-    .bind(new.category)
-    .bind(new.image_url)
-    .fetch_one(db)
-    .await;
-    on_write_constraints(inserted)
+    insert_with(db, new, "")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("an INSERT without ON CONFLICT returned no row").into())
 }
 
 /// As [`insert`], but a SKU that exists already is left as it is and `None` comes
@@ -162,11 +149,19 @@ pub async fn insert_if_absent(
     db: impl PgExecutor<'_>,
     new: &ProductFields<'_>,
 ) -> Result<Option<Product>> {
+    insert_with(db, new, "ON CONFLICT (sku) DO NOTHING").await
+}
+
+/// The one INSERT of a product; `on_conflict` is a fixed clause, never user text.
+async fn insert_with(
+    db: impl PgExecutor<'_>,
+    new: &ProductFields<'_>,
+    on_conflict: &'static str,
+) -> Result<Option<Product>> {
     let inserted = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO products AS p (id, sku, name, description, price_amount, price_currency,
                                     category, image_url)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (sku) DO NOTHING RETURNING {COLUMNS}"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) {on_conflict} RETURNING {COLUMNS}"
     )))
     .bind(ProductId::generate())
     .bind(new.sku)

@@ -20,34 +20,40 @@ pub const MAX_LOOKUP_IDS: usize = 100;
 
 /// `^[A-Z0-9][A-Z0-9-]{1,39}$`
 pub fn sku_error(field: &str, sku: &str) -> Option<FieldError> {
-    let ok = (2..=40).contains(&sku.len())
-        && sku
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| b.is_ascii_uppercase() || b.is_ascii_digit() || (i > 0 && b == b'-'));
-    (!ok).then(|| {
-        FieldError::new(
-            field,
-            "invalid_format",
-            "must be 2 to 40 upper-case letters, digits or hyphens, not starting with a hyphen",
-        )
-    })
+    code_error(
+        field,
+        sku,
+        2..=40,
+        |b| b.is_ascii_uppercase() || b.is_ascii_digit(),
+        "must be 2 to 40 upper-case letters, digits or hyphens, not starting with a hyphen",
+    )
 }
 
 /// `^[a-z0-9][a-z0-9-]{0,62}$`
 pub fn slug_error(field: &str, slug: &str) -> Option<FieldError> {
-    let ok = (1..=63).contains(&slug.len())
-        && slug
+    code_error(
+        field,
+        slug,
+        1..=63,
+        |b| b.is_ascii_lowercase() || b.is_ascii_digit(),
+        "must be 1 to 63 lower-case letters, digits or hyphens, not starting with a hyphen",
+    )
+}
+
+/// A code of `len` bytes that are all `allowed` or, after the first, hyphens.
+fn code_error(
+    field: &str,
+    value: &str,
+    len: std::ops::RangeInclusive<usize>,
+    allowed: fn(u8) -> bool,
+    message: &str,
+) -> Option<FieldError> {
+    let ok = len.contains(&value.len())
+        && value
             .bytes()
             .enumerate()
-            .all(|(i, b)| b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && b == b'-'));
-    (!ok).then(|| {
-        FieldError::new(
-            field,
-            "invalid_format",
-            "must be 1 to 63 lower-case letters, digits or hyphens, not starting with a hyphen",
-        )
-    })
+            .all(|(i, b)| allowed(b) || (i > 0 && b == b'-'));
+    (!ok).then(|| FieldError::new(field, "invalid_format", message))
 }
 
 fn text_error(field: &str, text: &str, min: usize, max: usize) -> Option<FieldError> {

@@ -21,7 +21,7 @@ pub struct AppState {
 
 impl AppState {
     /// Over the chassis's pool and outbox; `verifier` is the production one
-    /// ([`Verifier::remote`] on the configured JWKS) or, in tests, a fixed key set.
+    /// (`AuthSettings::verifier`: the configured JWKS) or, in tests, a fixed key set.
     pub fn new(service: &Service, settings: Settings, verifier: Verifier) -> anyhow::Result<Self> {
         Ok(Self {
             db: service.db().clone(),

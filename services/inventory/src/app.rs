@@ -16,7 +16,7 @@ use crate::{INFO, api, demo, reservations};
 
 /// Connects, migrates, seeds the demo stock if configured and binds, verifying tokens against the user service's JWKS.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let verifier = AppState::verifier_for(&settings);
+    let verifier = settings.service.auth.verifier();
     build_with(settings, verifier).await
 }
 

@@ -15,7 +15,7 @@ pub struct AppState {
     pub db: PgPool,
     pub outbox: Outbox,
     /// Checks the user service's access tokens: against its JWKS in production
-    /// ([`AppState::verifier_for`]), against fixed keys in tests.
+    /// (`AuthSettings::verifier`), against fixed keys in tests.
     pub verifier: Verifier,
     pub settings: Arc<Settings>,
 }
@@ -28,12 +28,6 @@ impl AppState {
             verifier,
             settings: Arc::new(settings),
         })
-    }
-
-    /// The production verifier: the user service's published keys, fetched and cached.
-    pub fn verifier_for(settings: &Settings) -> Verifier {
-        let auth = &settings.service.auth;
-        Verifier::remote(auth.jwks_url.clone(), &auth.issuer, &auth.audience)
     }
 }
 

@@ -59,18 +59,8 @@ impl IntoResponse for Error {
             .with_detail(detail),
             Error::UserNotFound => Problem::not_found(detail),
             Error::Rejected(problem) => problem,
-            Error::Database(e) if shop_db::is_unavailable(&e) => {
-                tracing::warn!(error = %e, "database unavailable");
-                Problem::unavailable(1)
-            }
-            Error::Database(e) => {
-                tracing::error!(error = %e, "database error");
-                Problem::internal()
-            }
-            Error::Internal(e) => {
-                tracing::error!(error = format!("{e:#}"), "internal error");
-                Problem::internal()
-            }
+            Error::Database(e) => shop_service::database_problem(&e),
+            Error::Internal(e) => shop_service::internal_problem(&e),
         };
         problem.into_response()
     }
