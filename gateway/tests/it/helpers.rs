@@ -9,16 +9,11 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request};
 use axum::routing::any;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
-use shop_auth::{Claims, Role, Verifier};
+use shop_auth::Role;
 use shop_gateway::Settings;
+use shop_testkit::TestIssuer;
 use tokio::net::TcpListener;
-use uuid::Uuid;
-
-pub const ISSUER: &str = "http://issuer.test";
 
 /// An upstream that answers every request with what it received, as JSON: method,
 /// path (with query), headers, body, and the instance's name. `/slow` waits 5 s.
@@ -78,8 +73,7 @@ pub fn dead_upstream() -> String {
 pub struct TestGateway {
     pub address: String,
     pub client: reqwest::Client,
-    key: EncodingKey,
-    kid: String,
+    issuer: TestIssuer,
 }
 
 /// The shipped route file, with every upstream pointing at `upstream` unless
@@ -103,13 +97,8 @@ pub async fn spawn_gateway(upstream: &str, configure: impl FnOnce(&mut Settings)
             .insert(name.to_owned(), upstream.to_owned());
     }
     configure(&mut settings);
-    let pem = shop_auth::signing_key::generate_pem().unwrap();
-    let key = EncodingKey::from_ed_pem(pem.expose_secret().as_bytes()).unwrap();
-    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::EdDSA).unwrap();
-    let kid = format!("test-{}", Uuid::new_v4());
-    jwk.common.key_id = Some(kid.clone());
-    let verifier = Verifier::with_keys(&JwkSet { keys: vec![jwk] }, ISSUER, shop_auth::AUDIENCE);
-    let app = shop_gateway::build(settings, verifier)
+    let issuer = TestIssuer::new();
+    let app = shop_gateway::build(settings, issuer.verifier())
         .await
         .expect("the gateway builds");
     let port = app.port();
@@ -120,8 +109,7 @@ pub async fn spawn_gateway(upstream: &str, configure: impl FnOnce(&mut Settings)
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
-        key,
-        kid,
+        issuer,
     }
 }
 
@@ -131,27 +119,15 @@ impl TestGateway {
     }
 
     pub fn token(&self, roles: &[Role], expires_in: i64) -> String {
-        let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            iss: ISSUER.to_owned(),
-            aud: shop_auth::AUDIENCE.to_owned(),
-            sub: Uuid::now_v7(),
-            roles: roles.to_vec(),
-            iat: now - 10,
-            exp: now + expires_in,
-            jti: Uuid::now_v7(),
-        };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+        self.issuer.token(roles, expires_in)
     }
 
     pub fn customer(&self) -> String {
-        self.token(&[Role::Customer], 600)
+        self.issuer.customer()
     }
 
     pub fn admin(&self) -> String {
-        self.token(&[Role::Customer, Role::Admin], 600)
+        self.issuer.admin()
     }
 }
 

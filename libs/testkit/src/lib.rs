@@ -14,7 +14,9 @@
 //! ```
 
 mod shared;
+mod tokens;
 
 pub use shared::{
     TestDatabase, TestNats, TestPostgres, fresh_database, nats, nats_prefix, postgres,
 };
+pub use tokens::{TEST_ISSUER, TestIssuer};

@@ -25,22 +25,20 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
-use shop_auth::{Claims, Role, Verifier};
+use shop_auth::Role;
 use shop_events::contracts::catalog::{Money, ProductCreated};
 use shop_events::contracts::inventory::{Line, ReserveStock, StockReserved};
 use shop_events::{Envelope, Event, Namespace};
 use shop_inventory::Settings;
 use shop_inventory::consumers::reservation;
 use shop_inventory::reservations::MAX_QUANTITY;
+use shop_testkit::TestIssuer;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-const ISSUER: &str = "http://issuer.bench";
 /// The SKUs of the spread scenario.
 const SKUS: usize = 40;
 /// Long enough that nothing expires during a run.
@@ -90,8 +88,8 @@ async fn main() -> anyhow::Result<()> {
         "postgres",
     )));
     let ns = Namespace::prefixed(settings.service.events_prefix.clone());
-    let signer = Signer::new()?;
-    let verifier = Verifier::with_keys(&signer.jwks, ISSUER, shop_auth::AUDIENCE);
+    let signer = TestIssuer::new();
+    let verifier = signer.verifier();
     let app = shop_inventory::build_with(settings, verifier).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -150,7 +148,7 @@ struct Bench {
     admin: PgPool,
     http: reqwest::Client,
     base: String,
-    signer: Signer,
+    signer: TestIssuer,
 }
 
 impl Bench {
@@ -177,7 +175,7 @@ impl Bench {
             };
             self.publish(&Envelope::new("bench", product)).await?;
         }
-        let token = self.signer.admin_token()?;
+        let token = self.signer.token(&[Role::Customer, Role::Admin], 3600);
         for sku in &skus {
             let url = format!("{}/api/v1/inventory/{sku}", self.base);
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -384,43 +382,5 @@ impl Bench {
             }
         }
         Ok(latencies)
-    }
-}
-
-/// Signs admin tokens with a key of our own, which the service's verifier trusts.
-struct Signer {
-    key: EncodingKey,
-    kid: String,
-    jwks: JwkSet,
-}
-
-impl Signer {
-    fn new() -> anyhow::Result<Self> {
-        let pem = shop_auth::signing_key::generate_pem()?;
-        let key = EncodingKey::from_ed_pem(pem.expose_secret().as_bytes())?;
-        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::EdDSA)?;
-        let kid = format!("bench-{}", Uuid::new_v4());
-        jwk.common.key_id = Some(kid.clone());
-        Ok(Self {
-            key,
-            kid,
-            jwks: JwkSet { keys: vec![jwk] },
-        })
-    }
-
-    fn admin_token(&self) -> anyhow::Result<String> {
-        let now = Utc::now().timestamp();
-        let claims = Claims {
-            iss: ISSUER.to_owned(),
-            aud: shop_auth::AUDIENCE.to_owned(),
-            sub: Uuid::now_v7(),
-            roles: vec![Role::Customer, Role::Admin],
-            iat: now - 10,
-            exp: now + 3600,
-            jti: Uuid::now_v7(),
-        };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        Ok(jsonwebtoken::encode(&header, &claims, &self.key)?)
     }
 }

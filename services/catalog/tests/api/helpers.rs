@@ -5,20 +5,14 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{RequestBuilder, Response, StatusCode};
-use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
-use shop_auth::{Claims, Role, Verifier};
+use shop_auth::Role;
 use shop_catalog::Settings;
 use shop_events::Envelope;
 use shop_events::contracts::inventory::StockUpdated;
-use shop_testkit::TestDatabase;
+use shop_testkit::{TestDatabase, TestIssuer};
 use tokio::sync::oneshot;
-use uuid::Uuid;
-
-pub const ISSUER: &str = "http://user.test";
 
 pub struct TestApp {
     pub address: String,
@@ -26,8 +20,7 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub prefix: String,
     pub js: jetstream::Context,
-    key: EncodingKey,
-    kid: String,
+    issuer: TestIssuer,
     _stop: oneshot::Sender<()>,
 }
 
@@ -47,15 +40,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.service.database_url = Some(db.service_url("catalog").into());
     configure(&mut settings);
 
-    let pem = shop_auth::signing_key::generate_pem().unwrap();
-    let key = EncodingKey::from_ed_pem(pem.expose_secret().as_bytes()).unwrap();
-    let kid = format!("test-{}", Uuid::new_v4());
-    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::EdDSA).unwrap();
-    jwk.common.key_id = Some(kid.clone());
-    let verifier = Verifier::with_keys(&JwkSet { keys: vec![jwk] }, ISSUER, shop_auth::AUDIENCE);
-    settings.service.auth.issuer = ISSUER.to_owned();
-
-    let app = shop_catalog::build_with(settings, verifier)
+    let issuer = TestIssuer::new();
+    let app = shop_catalog::build_with(settings, issuer.verifier())
         .await
         .expect("the app builds");
     let port = app.port();
@@ -72,8 +58,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         db,
         prefix,
         js: jetstream::new(nats.client().await),
-        key,
-        kid,
+        issuer,
         _stop: stop,
     }
 }
@@ -85,19 +70,7 @@ impl TestApp {
 
     /// An access token with `roles`, expiring `expires_in` seconds from now.
     pub fn token(&self, roles: &[Role], expires_in: i64) -> String {
-        let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            iss: ISSUER.to_owned(),
-            aud: shop_auth::AUDIENCE.to_owned(),
-            sub: Uuid::now_v7(),
-            roles: roles.to_vec(),
-            iat: now,
-            exp: now + expires_in,
-            jti: Uuid::now_v7(),
-        };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+        self.issuer.token(roles, expires_in)
     }
 
     pub fn admin_token(&self) -> String {

@@ -7,21 +7,18 @@ use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Response, StatusCode};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde_json::Value;
-use shop_auth::{Claims, Role, Verifier};
+use shop_auth::Role;
 use shop_events::contracts::catalog::{Money, ProductCreated};
 use shop_events::contracts::inventory::{Line, ReserveStock};
 use shop_events::{Envelope, Event, Namespace, Outbox};
 use shop_inventory::Settings;
-use shop_testkit::TestDatabase;
+use shop_testkit::{TestDatabase, TestIssuer};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-pub const ISSUER: &str = "http://issuer.test";
 /// How long a test waits for something asynchronous before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -31,8 +28,7 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub js: jetstream::Context,
     pub ns: Namespace,
-    key: EncodingKey,
-    kid: String,
+    issuer: TestIssuer,
     stop: Option<oneshot::Sender<()>>,
     _server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -54,9 +50,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     configure(&mut settings);
     let ns = Namespace::prefixed(settings.service.events_prefix.clone());
 
-    let (key, kid, jwks) = signing_key();
-    let verifier = Verifier::with_keys(&jwks, ISSUER, shop_auth::AUDIENCE);
-    let app = shop_inventory::build_with(settings, verifier)
+    let issuer = TestIssuer::new();
+    let app = shop_inventory::build_with(settings, issuer.verifier())
         .await
         .expect("the app builds");
     let port = app.port();
@@ -73,21 +68,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         db,
         js: jetstream::new(shop_testkit::nats().await.client().await),
         ns,
-        key,
-        kid,
+        issuer,
         stop: Some(stop),
         _server: server,
     }
-}
-
-/// A fresh Ed25519 key, its key id, and the key set a verifier trusts.
-fn signing_key() -> (EncodingKey, String, JwkSet) {
-    let pem = shop_auth::signing_key::generate_pem().unwrap();
-    let key = EncodingKey::from_ed_pem(pem.expose_secret().as_bytes()).unwrap();
-    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::EdDSA).unwrap();
-    let kid = format!("test-{}", Uuid::new_v4());
-    jwk.common.key_id = Some(kid.clone());
-    (key, kid, JwkSet { keys: vec![jwk] })
 }
 
 impl Drop for TestApp {
@@ -106,19 +90,7 @@ impl TestApp {
 
     /// A token with `roles`, expiring `expires_in` seconds from now.
     pub fn token(&self, roles: Vec<Role>, expires_in: i64) -> String {
-        let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            iss: ISSUER.to_owned(),
-            aud: shop_auth::AUDIENCE.to_owned(),
-            sub: Uuid::now_v7(),
-            roles,
-            iat: now - 10,
-            exp: now + expires_in,
-            jti: Uuid::now_v7(),
-        };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+        self.issuer.token(&roles, expires_in)
     }
 
     pub fn admin_token(&self) -> String {
