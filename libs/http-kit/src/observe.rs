@@ -12,6 +12,12 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument as _;
 
+/// The route a response answered, for apps whose routes are not axum's (the gateway
+/// matches its own table): put in the response's extensions, it labels the span, the
+/// log line and the metrics instead of the unmatched path.
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub std::sync::Arc<str>);
+
 /// Request-id header, set by the kit when the client did not send one.
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -51,7 +57,7 @@ pub(crate) async fn metrics_endpoint() -> impl IntoResponse {
 pub(crate) async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
+    let mut route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
@@ -64,16 +70,25 @@ pub(crate) async fn observe(request: Request, next: Next) -> Response {
         .to_owned();
     let span = tracing::info_span!(
         "http.request",
-        otel.name = format!("{method} {route}"),
+        otel.name = tracing::field::Empty,
         otel.kind = "server",
         http.request.method = %method,
-        http.route = %route,
+        http.route = tracing::field::Empty,
         request_id = %request_id,
         http.response.status_code = tracing::field::Empty,
     );
+    span.record("otel.name", format!("{method} {route}"));
+    if route != "unmatched" {
+        span.record("http.route", route.as_str());
+    }
     shop_telemetry::set_parent_from_headers(&span, request.headers());
 
     let mut response = next.run(request).instrument(span.clone()).await;
+    if let Some(RouteLabel(label)) = response.extensions().get::<RouteLabel>() {
+        route = label.to_string();
+        span.record("otel.name", format!("{method} {route}"));
+        span.record("http.route", route.as_str());
+    }
 
     let status = response.status().as_u16();
     let elapsed = started.elapsed();

@@ -46,10 +46,19 @@ pub struct HttpSettings {
     /// also how long an idle keep-alive connection stays open.
     #[serde(default = "default_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
+    /// The largest request head (request line and headers) read: a larger one is
+    /// answered 431 and the connection closed, so a client cannot make the server
+    /// buffer headers without end. At least 8 KiB.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
 }
 
 fn default_header_read_timeout_ms() -> u64 {
     10_000
+}
+
+fn default_max_header_bytes() -> usize {
+    64 * 1024
 }
 
 impl HttpSettings {
@@ -60,6 +69,7 @@ impl HttpSettings {
             request_timeout_ms: 10_000,
             body_limit_bytes: 64 * 1024,
             header_read_timeout_ms: default_header_read_timeout_ms(),
+            max_header_bytes: default_max_header_bytes(),
         }
     }
 
@@ -200,7 +210,9 @@ pub async fn serve_with(
     tracing::info!(%addr, "listening");
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms));
+        .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms))
+        // hyper refuses a buffer under 8 KiB (it panics), so smaller settings round up.
+        .max_buf_size(settings.max_header_bytes.max(8192));
 
     // Every connection holds a receiver; the sender sees them all gone once drained.
     let (drain, draining) = watch::channel(false);

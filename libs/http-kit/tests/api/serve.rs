@@ -105,3 +105,25 @@ async fn shutting_down_stops_accepting_but_lets_a_slow_request_in_flight_finish(
     assert!(response.ends_with("finished"), "{response}");
     server.stopped(PATIENCE).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_request_head_over_the_limit_is_refused_with_431_and_a_normal_one_passes() {
+    let settings = HttpSettings {
+        max_header_bytes: 8192,
+        ..HttpSettings::on_port(0)
+    };
+    let server = TestServer::start(echo_peer(), settings).await;
+
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let padding = "a".repeat(16 * 1024);
+    let request = format!("GET /peer HTTP/1.1\r\nHost: test\r\nX-Pad: {padding}\r\n\r\n");
+    // The server may close while the head is still being written.
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 431"), "{response}");
+
+    let normal = fetch(server.addr, "/peer").await;
+    assert!(normal.starts_with("HTTP/1.1 200"), "{normal}");
+}
