@@ -1,7 +1,7 @@
 //! The gateway's settings: `SHOP_*` variables over the defaults below (see
-//! `shop_http::config`). The routes live in their own file (`routes_file`, see
-//! `crate::routes`); the upstreams' addresses come from here, so one route file serves
-//! every environment.
+//! `shop_http::config`). Routes and edge policies live in their own file
+//! (`gateway_file`, see `crate::file`), which reloads at run time; the upstreams'
+//! addresses come from here, so one gateway file serves every environment.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,16 +10,31 @@ use serde::{Deserialize, Serialize};
 use shop_auth::AuthSettings;
 use shop_http::HttpSettings;
 
+use crate::tls::TlsSettings;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     /// Listener and connection options (`SHOP_HOST`, `SHOP_PORT`, ...).
     #[serde(flatten)]
     pub http: HttpSettings,
-    /// `SHOP_ROUTES_FILE`: the route table (default `gateway/routes.toml`).
-    pub routes_file: PathBuf,
+    /// `SHOP_GATEWAY_FILE`: routes and edge policies (default `gateway/gateway.toml`).
+    pub gateway_file: PathBuf,
     /// `SHOP_UPSTREAMS__<NAME>`: each upstream's instances, base URLs separated by
-    /// commas (`http://10.0.0.5:8082,http://10.0.0.6:8082`).
+    /// commas (`http://10.0.0.5:8082,http://10.0.0.6:8082`), or `dns://name:port` for
+    /// every address of a name, looked up again and again (a headless Service).
     pub upstreams: BTreeMap<String, String>,
+    /// `SHOP_RELOAD_INTERVAL_MS`: how often the gateway file is checked for changes
+    /// (0: only on SIGHUP).
+    pub reload_interval_ms: u64,
+    /// `SHOP_HOSTS_FILE`: resolve `dns://` upstreams from a file in /etc/hosts format,
+    /// read at every lookup, instead of the system's resolver (tests and laptops,
+    /// where no DNS server can be changed).
+    pub hosts_file: Option<PathBuf>,
+    /// `SHOP_CONNECT_TIMEOUT_MS`: the longest wait for a TCP connection to an instance.
+    pub connect_timeout_ms: u64,
+    /// `SHOP_TLS__CERT_FILE`, `SHOP_TLS__KEY_FILE`: serve HTTPS (HTTP/1.1 and HTTP/2)
+    /// with these PEM files; unset: plain HTTP/1.1.
+    pub tls: TlsSettings,
     /// Token verification for the routes' policies.
     pub auth: AuthSettings,
     /// `SHOP_MAX_BODY_BYTES`: the largest request body passed upstream; a
@@ -32,8 +47,12 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             http: HttpSettings::on_port(8080),
-            routes_file: PathBuf::from("gateway/routes.toml"),
+            gateway_file: PathBuf::from("gateway/gateway.toml"),
             upstreams: BTreeMap::new(),
+            reload_interval_ms: 2000,
+            hosts_file: None,
+            connect_timeout_ms: 1000,
+            tls: TlsSettings::default(),
             auth: AuthSettings::default(),
             max_body_bytes: 1024 * 1024,
         }

@@ -1,59 +1,147 @@
 //! The API gateway: the shop's single entry point on port 8080.
 //!
-//! Every path it does not serve itself (`/healthz`, `/readyz`, `/metrics`) is matched
-//! against the route table (`gateway/routes.toml`, see [`routes`]), checked against the
-//! route's policy (public, authenticated, admin: tokens verified against the user
-//! service's JWKS, cached and served stale while it is down) and forwarded, streamed,
-//! to an instance of the route's upstream ([`proxy`]). The `Authorization` header goes
-//! upstream unchanged: every service verifies the token again (zero trust).
+//! Every path it does not serve itself (`/healthz`, `/readyz`, `/metrics`, the docs
+//! portal at `/docs` and `/openapi/{service}.json`) is matched against the routes of
+//! the gateway file (`gateway/gateway.toml`, see [`file`] and [`routes`]), checked
+//! against the route's policy (tokens verified against the user service's JWKS, cached
+//! and served stale while it is down; API keys of machine clients), rate-limited per
+//! client, and forwarded, streamed, to a healthy instance of the route's upstream
+//! ([`proxy`], [`upstream`]), with retries and a circuit breaker
+//! (`shop-resilience`). The `Authorization` header goes upstream unchanged: every
+//! service verifies the token again (zero trust). Every answer carries the security
+//! headers and, for allowed origins, CORS ([`edge`]).
 //!
 //! It owns no data and no event context, so it is built on the HTTP kit alone, not the
 //! service chassis.
 
 pub mod config;
+pub mod docs;
+pub mod edge;
+pub mod file;
 pub mod proxy;
+pub mod release;
+pub mod reload;
 pub mod routes;
+pub mod state;
+pub mod tls;
 pub mod upstream;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::header;
 use shop_auth::Verifier;
-use shop_http::{Readiness, ServiceInfo};
+use shop_http::{Problem, Readiness, ServiceInfo};
 use tokio::net::TcpListener;
 
 pub use config::Settings;
+pub use state::Gateway;
 
-use crate::proxy::Gateway;
-use crate::routes::RouteTable;
+use crate::upstream::{HostsFileResolver, Resolve, SystemResolver};
 
 pub const INFO: ServiceInfo = ServiceInfo {
     name: "gateway",
     title: "the shop: API gateway",
     version: env!("CARGO_PKG_VERSION"),
-    description: "Single entry point: routing, edge authentication, upstream instances.",
+    description: "Single entry point: routing, edge security, discovery, load balancing, resilience, release routing, docs.",
 };
 
-/// The gateway's HTTP app over checked settings: refuses a bad route table or upstream
-/// list, naming the place.
-pub fn app(settings: &Settings, verifier: Verifier) -> anyhow::Result<Router> {
-    let routes = RouteTable::load(&settings.routes_file, &settings.upstreams)?;
-    let upstreams = upstream::from_settings(&settings.upstreams)?;
-    let gateway = Gateway::new(routes, upstreams, verifier, settings.max_body_bytes);
-    let proxy = Router::new()
+/// The gateway's HTTP app: the docs portal, the proxy for everything else, the edge
+/// policies (CORS, security headers) around all of it.
+pub fn app(gateway: Arc<Gateway>) -> Router {
+    let services = documented_services(&gateway);
+    let routes = Router::new()
+        .route("/openapi/{file}", get(openapi))
         .fallback(proxy::proxy)
-        .with_state(Arc::new(gateway));
-    Ok(shop_http::edge_app(Readiness::new(), proxy))
+        .with_state(gateway.clone())
+        .merge(docs::swagger_ui(&services));
+    shop_http::edge_app(Readiness::new(), routes)
+        .layer(middleware::from_fn_with_state(gateway, edge_policies))
 }
 
-/// Binds the listener (port 0 picks a free one) and assembles the app.
+/// The services whose specs the portal lists: every upstream a route sends to.
+fn documented_services(gateway: &Gateway) -> Vec<String> {
+    let snapshot = gateway.snapshot();
+    let mut services: Vec<String> = snapshot
+        .routes
+        .routes()
+        .iter()
+        .map(|r| r.upstream.clone())
+        .collect();
+    services.sort();
+    services.dedup();
+    services
+}
+
+/// `GET /openapi/{service}.json`: the service's spec, rewritten to gateway paths.
+async fn openapi(State(gateway): State<Arc<Gateway>>, Path(file): Path<String>) -> Response {
+    let Some(service) = docs::service_of(&file) else {
+        return Problem::not_found("no such API description").into_response();
+    };
+    let snapshot = gateway.snapshot();
+    let mapping = snapshot.routes.mapping(service);
+    let base = snapshot
+        .backends
+        .get(service)
+        .and_then(|b| b.upstream.pick())
+        .and_then(|lease| lease.instance().uri("/").ok());
+    match gateway.portal.spec(service, base, &mapping).await {
+        Ok(doc) => ([(header::CACHE_CONTROL, "no-cache")], axum::Json(doc)).into_response(),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// CORS (preflights answered here, allowed origins named on every answer) and the
+/// security headers, from the configuration in force.
+async fn edge_policies(
+    State(gateway): State<Arc<Gateway>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let snapshot = gateway.snapshot();
+    let tls = request.extensions().get::<tls::Tls>().is_some();
+    let path = request.uri().path().to_owned();
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let mut response = match snapshot.cors.preflight(request.headers(), request.method()) {
+        Some(preflight) => preflight,
+        None => next.run(request).await,
+    };
+    snapshot
+        .cors
+        .decorate(origin.as_ref(), response.headers_mut());
+    snapshot.security.apply(&path, tls, response.headers_mut());
+    response
+}
+
+/// Checks the settings, reads the gateway file, binds the listener (port 0 picks a free
+/// one) and starts the background work (discovery, health checks, reloads).
 pub async fn build(settings: Settings, verifier: Verifier) -> anyhow::Result<Application> {
-    let router = app(&settings, verifier)?;
-    let listener = shop_http::bind(&settings.http).await?;
+    settings.tls.check()?;
+    let tls = tls::server_config(&settings.tls)?;
+    let resolver: Arc<dyn Resolve> = match &settings.hosts_file {
+        Some(file) => Arc::new(HostsFileResolver::new(file.clone())),
+        None => Arc::new(SystemResolver),
+    };
+    let reload_every = (settings.reload_interval_ms > 0)
+        .then(|| Duration::from_millis(settings.reload_interval_ms));
+    let gateway = Arc::new(Gateway::new(settings, verifier, resolver)?);
+    // A `dns://` upstream has no instance before its first lookup: look up now, so the
+    // first requests are not refused (a slow resolver does not hold the start for long).
+    for backend in gateway.snapshot().backends.values() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), backend.upstream.refresh()).await;
+    }
+    let listener = shop_http::bind(&gateway.settings.http).await?;
+    tokio::spawn(reload::watch(Arc::downgrade(&gateway), reload_every));
     Ok(Application {
         listener,
-        router,
-        settings,
+        router: app(gateway.clone()),
+        gateway,
+        tls,
     })
 }
 
@@ -61,7 +149,8 @@ pub async fn build(settings: Settings, verifier: Verifier) -> anyhow::Result<App
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    settings: Settings,
+    gateway: Arc<Gateway>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Application {
@@ -69,18 +158,47 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
+    /// The running gateway: its configuration, upstreams and a `reload()`.
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.gateway.clone()
+    }
+
     /// Serves until `shutdown`, then drains.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        shop_http::serve_with(self.listener, self.router, &self.settings.http, shutdown).await?;
+        let settings = &self.gateway.settings;
+        match self.tls {
+            Some(config) => {
+                tls::serve_tls(
+                    self.listener,
+                    self.router,
+                    config,
+                    &settings.http,
+                    settings.tls.handshake_timeout(),
+                    shutdown,
+                )
+                .await?
+            }
+            None => {
+                shop_http::serve_with(self.listener, self.router, &settings.http, shutdown).await?
+            }
+        }
         Ok(())
     }
 }
 
-/// The process: telemetry, settings (`SHOP_*` over port 8080), serve until stopped.
+/// The process: `shop-gateway` serves (telemetry, settings from `SHOP_*` over port
+/// 8080, until stopped); `shop-gateway apikey` prints a new API key and the hash to put
+/// in the gateway file.
 pub async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("apikey") {
+        let (key, hash) = edge::apikeys::generate()?;
+        println!("key (give it to the consumer, once): {key}");
+        println!("key_sha256 (put it in [[consumers]]):  {hash}");
+        return Ok(());
+    }
     let _telemetry = shop_telemetry::init(INFO.name)?;
     let settings = Settings::load()?;
     let verifier = settings.auth.verifier();

@@ -1,72 +1,45 @@
-//! The proxy path: find the route, apply its policy, forward to an instance of its
-//! upstream and stream the answer back. Bodies are streamed both ways, never buffered.
+//! The proxy path: find the route, check who is asking and how often, choose the
+//! release track and an instance, forward, and stream the answer back. Bodies are
+//! streamed both ways, never buffered.
 //!
-//! What the upstream sees: the client's request with the hop-by-hop headers removed,
-//! the original `Authorization` (each service verifies the token again: zero trust),
-//! the request id, the W3C trace context of the gateway's span (the client's, continued),
-//! and `X-Forwarded-For`/`-Proto`/`-Host` plus `Forwarded` naming the client as the
-//! gateway saw it. Whatever a client sent in those forwarding headers is dropped: the
-//! gateway is the edge, so nobody before it is trusted to have set them.
+//! In order: route (404), method (405), identity: an API key or a token as the route's
+//! policy asks (401, 403), rate limit per client (429), declared body size (413),
+//! release track (canary or stable), circuit breaker (503 while open), an instance
+//! (503 when none is available), the exchange within the route's timeout (504), and
+//! for idempotent requests without a body, retries on another instance with
+//! exponential backoff and jitter while the retry budget allows.
+//!
+//! What the upstream sees: the client's request with the hop-by-hop headers and the
+//! `apikey` removed, the original `Authorization` (each service verifies the token
+//! again: zero trust), the request id, the W3C trace context of the gateway's span (the
+//! client's, continued), and `X-Forwarded-For`/`-Proto`/`-Host` plus `Forwarded` naming
+//! the client as the gateway saw it. Whatever a client sent in those forwarding headers
+//! is dropped: the gateway is the edge, so nobody before it is trusted to have set them.
 
-use std::collections::HashMap;
 use std::error::Error as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts as _, Request, State};
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use shop_auth::{Authenticated, Role, Verifier};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt as _, Empty, LengthLimitError, Limited};
+use shop_auth::{Authenticated, Role};
 use shop_http::Problem;
+use shop_http::observe::RouteLabel;
+use tokio::time::Instant;
 
-use crate::routes::{Policy, RouteTable};
-use crate::upstream::Upstream;
-
-type UpstreamBody = http_body_util::combinators::UnsyncBoxBody<
-    axum::body::Bytes,
-    Box<dyn std::error::Error + Send + Sync>,
->;
-
-/// Everything the proxy needs, shared by every request.
-pub struct Gateway {
-    pub routes: RouteTable,
-    pub upstreams: HashMap<String, Upstream>,
-    pub verifier: Verifier,
-    pub max_body_bytes: u64,
-    client: Client<HttpConnector, UpstreamBody>,
-}
-
-impl Gateway {
-    pub fn new(
-        routes: RouteTable,
-        upstreams: HashMap<String, Upstream>,
-        verifier: Verifier,
-        max_body_bytes: u64,
-    ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
-        // Pooled keep-alive connections to every instance: a request reuses an idle
-        // connection instead of paying a TCP handshake.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(connector);
-        Self {
-            routes,
-            upstreams,
-            verifier,
-            max_body_bytes,
-            client,
-        }
-    }
-}
+use crate::edge::apikeys::API_KEY_HEADER;
+use crate::edge::client::ClientKey;
+use crate::edge::ratelimit::Decision;
+use crate::release::{self, Track};
+use crate::routes::{Policy, Route};
+use crate::state::{Backend, Gateway, Snapshot, UpstreamBody};
+use crate::tls::Tls;
+use crate::upstream::{Instance, Outcome};
 
 /// Headers that describe one connection, not the message: never forwarded (RFC 9110
 /// 7.6.1), nor any header the `Connection` header names.
@@ -110,31 +83,99 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The proxy handler: every path the gateway does not serve itself.
 pub async fn proxy(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    match forward(&gateway, request).await {
-        Ok(response) => response,
-        Err(refusal) => refusal,
+    let snapshot = gateway.snapshot();
+    let mut limit = None;
+    let mut label = None;
+    let mut response = forward(&gateway, &snapshot, request, &mut limit, &mut label)
+        .await
+        .unwrap_or_else(|refusal| refusal);
+    if let Some(decision) = limit {
+        decision.headers(response.headers_mut());
     }
+    if let Some(route) = label {
+        response.extensions_mut().insert(RouteLabel(route));
+    }
+    response
 }
 
-async fn forward(gateway: &Gateway, request: Request) -> Result<Response, Response> {
+async fn forward(
+    gateway: &Gateway,
+    snapshot: &Snapshot,
+    request: Request,
+    limit: &mut Option<Decision>,
+    label: &mut Option<Arc<str>>,
+) -> Result<Response, Response> {
     let path = request.uri().path().to_owned();
-    let route = gateway
+    let route = snapshot
         .routes
         .find(&path)
         .ok_or_else(|| Problem::not_found("no route matches this path").into_response())?;
+    *label = Some(route.label.clone());
     let (mut parts, body) = request.into_parts();
+    if !route.allows(&parts.method) {
+        return Err(method_not_allowed(route));
+    }
 
+    // Who is asking: an API key (checked whenever one is sent), a token when the
+    // route's policy needs one, else the address the connection came from.
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    // A refused identity is charged to the address it came from, so guessing keys or
+    // replaying bad tokens runs into the route's budget like anything else.
+    let refuse = |response: Response| -> Response {
+        if let Some(name) = &route.rate_limit {
+            let decision = snapshot.rate_limits.check(name, &ClientKey::ip(peer));
+            if !decision.allowed() {
+                return decision.refusal();
+            }
+        }
+        response
+    };
+    let consumer = match parts.headers.get(API_KEY_HEADER) {
+        None => None,
+        Some(key) => Some(snapshot.api_keys.verify(key).ok_or_else(|| {
+            refuse(Problem::unauthorized("The API key is not valid.").into_response())
+        })?),
+    };
+    let mut client = match consumer {
+        Some(consumer) => ClientKey::consumer(consumer),
+        None => ClientKey::ip(peer),
+    };
     match route.policy_for(&parts.method) {
         Policy::Public => {}
+        Policy::ApiKey => {
+            if consumer.is_none() {
+                return Err(refuse(
+                    Problem::unauthorized("This route needs an API key (`apikey` header).")
+                        .into_response(),
+                ));
+            }
+        }
         policy => {
             let Authenticated(claims) =
                 Authenticated::from_request_parts(&mut parts, &gateway.verifier)
                     .await
-                    .map_err(IntoResponse::into_response)?;
+                    .map_err(|refused| refuse(refused.into_response()))?;
             if policy == Policy::Admin && !claims.has_role(Role::Admin) {
                 return Err(shop_auth::AuthError::Forbidden(Role::Admin.as_str()).into_response());
             }
+            client = ClientKey::user(claims.sub);
         }
+    }
+
+    // A consumer's own budget, when it has one, replaces the route's.
+    let budget_name = consumer
+        .and_then(|c| c.rate_limit())
+        .or(route.rate_limit.as_deref());
+    if let Some(name) = budget_name {
+        let decision = snapshot.rate_limits.check(name, &client);
+        if !decision.allowed() {
+            return Err(decision.refusal());
+        }
+        *limit = Some(decision);
     }
 
     let declared = parts
@@ -142,91 +183,235 @@ async fn forward(gateway: &Gateway, request: Request) -> Result<Response, Respon
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > gateway.max_body_bytes) {
-        return Err(too_large(gateway.max_body_bytes));
+    let max_body = gateway.settings.max_body_bytes;
+    if declared.is_some_and(|n| n > max_body) {
+        return Err(too_large(max_body));
     }
 
-    let upstream = &gateway.upstreams[&route.upstream];
-    let instance = upstream.pick();
+    let (track, upstream_name) = release::choose(route, &parts.headers, fastrand::u8(0..100));
+    if route.canary.is_some() {
+        metrics::counter!("gateway_release_requests_total", "route" => route.label.clone(), "track" => track.as_str()).increment(1);
+    }
+    let backend = &snapshot.backends[upstream_name];
     let target = route.upstream_path(&path, parts.uri.query());
-    let uri = instance
-        .uri(&target)
-        .map_err(|_| Problem::bad_request("the path cannot be forwarded").into_response())?;
 
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+    let tls = parts.extensions.get::<Tls>().is_some();
     let host = parts.headers.get(header::HOST).cloned();
     let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers);
     for name in FORWARDING {
         headers.remove(name);
     }
+    headers.remove(API_KEY_HEADER);
     headers.remove(header::HOST);
-    set_forwarding(&mut headers, peer, host.as_ref());
+    set_forwarding(&mut headers, peer, tls, host.as_ref());
     shop_telemetry::inject_current_context(&mut headers);
 
-    let limited = Limited::new(body, gateway.max_body_bytes as usize)
-        .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e })
-        .boxed_unsync();
-    let mut upstream_request = http::Request::new(limited);
-    *upstream_request.method_mut() = parts.method.clone();
-    *upstream_request.uri_mut() = uri;
-    *upstream_request.headers_mut() = headers;
-
-    let exchange = gateway.client.request(upstream_request);
-    let started = std::time::Instant::now();
-    let outcome = tokio::time::timeout(route.timeout, exchange).await;
-    let status = match &outcome {
-        Ok(Ok(answer)) => answer.status().as_str().to_owned(),
-        Ok(Err(e)) if e.is_connect() => "unreachable".to_owned(),
-        Ok(Err(_)) => "broken".to_owned(),
-        Err(_) => "timeout".to_owned(),
+    // Only a request that can be sent again unchanged is retried: an idempotent method
+    // (RFC 9110 9.2.2) with no body, since a streamed body is gone once sent.
+    let replayable =
+        parts.method.is_idempotent() && http_body::Body::size_hint(&body).exact() == Some(0);
+    let mut body = Some(body);
+    let exchange = Exchange {
+        gateway,
+        route,
+        backend,
+        track,
+        method: parts.method.clone(),
+        target,
+        headers,
+        deadline: Instant::now() + route.timeout,
     };
-    record(
-        &route.name,
-        &upstream.name,
-        instance.authority.as_str(),
-        status,
-        started,
-    );
-    let answer = match outcome {
-        Err(_) => {
-            tracing::warn!(route = %route.name, upstream = %upstream.name, instance = %instance.authority, "upstream timed out");
-            return Err(Problem::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream-timeout",
-                "The service did not answer in time.",
-            )
-            .with_detail(format!("no answer within {} ms", route.timeout.as_millis()))
-            .into_response());
+    // The breaker judges the upstream by what its clients got, once per request: a
+    // failure that a retry on another instance mended is no failure of the service
+    // (the bad instance is the ejection's business).
+    let permit = backend
+        .breaker
+        .try_acquire()
+        .map_err(|open| circuit_open(open.retry_after))?;
+    snapshot.budget.record_request();
+    let mut tried: Vec<Instance> = Vec::new();
+    let mut attempt = 0;
+    loop {
+        let upstream_body: UpstreamBody = match body.take() {
+            Some(body) => Limited::new(body, max_body as usize)
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e })
+                .boxed_unsync(),
+            None => Empty::new().map_err(|never| match never {}).boxed_unsync(),
+        };
+        let failure = match exchange.attempt(upstream_body, &tried).await {
+            Ok(response) => {
+                permit.success();
+                return Ok(response);
+            }
+            Err(failure) => failure,
+        };
+        let can_retry = replayable
+            && failure.retryable
+            && attempt < route.retries
+            && exchange.time_left() > Duration::ZERO;
+        let give_up = !can_retry || !snapshot.budget.try_retry();
+        if give_up {
+            if can_retry {
+                tracing::warn!(route = %route.name, upstream = %backend.upstream.name(), "retry budget spent: not retrying");
+            }
+            if failure.blame_upstream {
+                permit.failure();
+            }
+            return Err(failure.response);
         }
-        Ok(Err(e)) => return Err(upstream_failed(&e, gateway, &route.name, &upstream.name)),
-        Ok(Ok(answer)) => answer,
-    };
+        let pause = snapshot.backoff.delay(attempt).min(exchange.time_left());
+        attempt += 1;
+        metrics::counter!("gateway_retries_total", "route" => route.label.clone()).increment(1);
+        tried.extend(failure.tried);
+        tokio::time::sleep(pause).await;
+    }
+}
 
-    let (mut parts, body) = answer.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, Body::new(body)))
+/// One request's way upstream, tried once or more.
+struct Exchange<'a> {
+    gateway: &'a Gateway,
+    route: &'a Route,
+    backend: &'a Backend,
+    track: Track,
+    method: Method,
+    target: String,
+    headers: HeaderMap,
+    deadline: Instant,
+}
+
+/// An attempt that did not give the client its answer.
+struct Failure {
+    response: Response,
+    /// Worth another attempt (on another instance, when there is one).
+    retryable: bool,
+    /// The upstream could not serve (counts against its breaker), as opposed to a
+    /// refusal of the request itself.
+    blame_upstream: bool,
+    /// The instance it went to, so a retry can avoid it.
+    tried: Option<Instance>,
+}
+
+impl Exchange<'_> {
+    fn time_left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    async fn attempt(&self, body: UpstreamBody, tried: &[Instance]) -> Result<Response, Failure> {
+        let upstream = &self.backend.upstream;
+        let lease = upstream.pick_except(tried).ok_or_else(|| Failure {
+            response: no_instance(),
+            retryable: false,
+            blame_upstream: true,
+            tried: None,
+        })?;
+        let uri = lease.instance().uri(&self.target).map_err(|_| Failure {
+            response: Problem::bad_request("the path cannot be forwarded").into_response(),
+            retryable: false,
+            blame_upstream: false,
+            tried: None,
+        })?;
+        let mut request = http::Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = self.headers.clone();
+
+        let started = std::time::Instant::now();
+        let outcome =
+            tokio::time::timeout(self.time_left(), self.gateway.client.request(request)).await;
+        let instance = lease.instance().authority.as_str().to_owned();
+        let record = |outcome: &str| {
+            record(self.route, upstream.name(), &instance, outcome, started);
+        };
+        match outcome {
+            Ok(Ok(answer)) if is_unavailable(answer.status()) => {
+                record(answer.status().as_str());
+                lease.report(Outcome::Failure);
+                // The upstream's own problem document goes back if this is the last
+                // attempt: it is the service speaking, not the gateway.
+                let (mut parts, body) = answer.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Err(Failure {
+                    response: Response::from_parts(parts, Body::new(body)),
+                    retryable: true,
+                    blame_upstream: true,
+                    tried: Some(lease.instance().clone()),
+                })
+            }
+            Ok(Ok(answer)) => {
+                record(answer.status().as_str());
+                lease.report(Outcome::Success);
+                let (mut parts, body) = answer.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                // The lease (an in-flight count for least-connections) lasts as long as
+                // the body streams.
+                let body = body.map_err(move |e| {
+                    let _in_flight = &lease;
+                    e
+                });
+                Ok(Response::from_parts(parts, Body::new(body)))
+            }
+            Ok(Err(e)) => {
+                let connect = e.is_connect();
+                record(if connect { "unreachable" } else { "broken" });
+                if let Some(too_large) = body_too_large(&e, self.gateway.settings.max_body_bytes) {
+                    // The client's fault, not the instance's.
+                    return Err(Failure {
+                        response: too_large,
+                        retryable: false,
+                        blame_upstream: false,
+                        tried: None,
+                    });
+                }
+                lease.report(Outcome::Failure);
+                tracing::warn!(route = %self.route.name, upstream = %upstream.name(), %instance, error = %e, "upstream exchange failed");
+                Err(Failure {
+                    response: if connect { unreachable() } else { broken() },
+                    retryable: true,
+                    blame_upstream: true,
+                    tried: Some(lease.instance().clone()),
+                })
+            }
+            Err(_) => {
+                record("timeout");
+                lease.report(Outcome::Failure);
+                tracing::warn!(route = %self.route.name, upstream = %upstream.name(), %instance, track = self.track.as_str(), "upstream timed out");
+                Err(Failure {
+                    response: timed_out(self.route),
+                    retryable: false,
+                    blame_upstream: true,
+                    tried: Some(lease.instance().clone()),
+                })
+            }
+        }
+    }
+}
+
+/// Answers that say the instance could not serve, rather than that the request was
+/// wrong: they count against the instance and its breaker, and may be retried.
+fn is_unavailable(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    )
 }
 
 /// Upstream requests by route, upstream, instance and outcome (the HTTP status, or
 /// `unreachable`, `timeout`, `broken`), and their latency up to the response headers.
 fn record(
-    route: &str,
+    route: &Route,
     upstream: &str,
     instance: &str,
-    outcome: String,
+    outcome: &str,
     started: std::time::Instant,
 ) {
     let elapsed = started.elapsed();
-    tracing::debug!(route, upstream, instance, outcome = %outcome, upstream_ms = elapsed.as_secs_f64() * 1000.0, "proxied");
+    tracing::debug!(route = %route.name, upstream, instance, outcome, upstream_ms = elapsed.as_secs_f64() * 1000.0, "proxied");
     let labels = [
-        ("route", route.to_owned()),
+        ("route", route.label.to_string()),
         ("upstream", upstream.to_owned()),
         ("instance", instance.to_owned()),
-        ("outcome", outcome),
+        ("outcome", outcome.to_owned()),
     ];
     metrics::counter!("gateway_upstream_requests_total", &labels).increment(1);
     metrics::histogram!("gateway_upstream_duration_seconds", &labels[..3])
@@ -234,25 +419,19 @@ fn record(
 }
 
 /// `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) for this hop.
-fn set_forwarding(
-    headers: &mut HeaderMap,
-    peer: Option<std::net::IpAddr>,
-    host: Option<&HeaderValue>,
-) {
-    let Some(ip) = peer else {
-        return;
-    };
-    let ip = ip.to_string();
-    let node = if ip.contains(':') {
+fn set_forwarding(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<&HeaderValue>) {
+    let ip = peer.to_string();
+    let proto = if tls { "https" } else { "http" };
+    let node = if peer.is_ipv6() {
         format!("\"[{ip}]\"")
     } else {
         ip.clone()
     };
-    let mut forwarded = format!("for={node};proto=http");
+    let mut forwarded = format!("for={node};proto={proto}");
     if let Ok(value) = HeaderValue::from_str(&ip) {
         headers.insert("x-forwarded-for", value);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
     if let Some(host) = host {
         headers.insert("x-forwarded-host", host.clone());
         if let Ok(h) = host.to_str()
@@ -266,6 +445,19 @@ fn set_forwarding(
     }
 }
 
+fn method_not_allowed(route: &Route) -> Response {
+    let mut response = Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed.",
+    )
+    .into_response();
+    if let Ok(allow) = HeaderValue::from_str(&route.allow_header()) {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
+}
+
 fn too_large(limit: u64) -> Response {
     Problem::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -276,37 +468,59 @@ fn too_large(limit: u64) -> Response {
     .into_response()
 }
 
-/// A failed exchange: the client's body was too large (413), the instance could not
-/// be reached (503, try again), or it broke off (502). The cause goes to the log only.
-fn upstream_failed(
-    e: &hyper_util::client::legacy::Error,
-    gateway: &Gateway,
-    route: &str,
-    upstream: &str,
-) -> Response {
+fn body_too_large(e: &hyper_util::client::legacy::Error, limit: u64) -> Option<Response> {
     let mut source = e.source();
     while let Some(cause) = source {
         if cause.downcast_ref::<LengthLimitError>().is_some() {
-            return too_large(gateway.max_body_bytes);
+            return Some(too_large(limit));
         }
         source = cause.source();
     }
-    if e.is_connect() {
-        tracing::warn!(route, upstream, error = %e, "upstream unreachable");
-        return Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream-unavailable",
-            "The service is unavailable.",
-        )
+    None
+}
+
+fn unavailable(slug: &str, title: &str, retry_after: u64) -> Response {
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, slug, title)
         .with_detail("Try again shortly.")
-        .with_retry_after(1)
-        .into_response();
-    }
-    tracing::warn!(route, upstream, error = %e, "upstream exchange failed");
+        .with_retry_after(retry_after)
+        .into_response()
+}
+
+fn unreachable() -> Response {
+    unavailable("upstream-unavailable", "The service is unavailable.", 1)
+}
+
+fn no_instance() -> Response {
+    unavailable(
+        "upstream-unavailable",
+        "The service has no instance available.",
+        1,
+    )
+}
+
+fn circuit_open(retry_after: Duration) -> Response {
+    unavailable(
+        "circuit-open",
+        "The service is failing; requests are held off while it recovers.",
+        retry_after.as_secs_f64().ceil().max(1.0) as u64,
+    )
+}
+
+fn broken() -> Response {
     Problem::new(
         StatusCode::BAD_GATEWAY,
         "bad-gateway",
         "The service's answer was broken off.",
     )
+    .into_response()
+}
+
+fn timed_out(route: &Route) -> Response {
+    Problem::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "upstream-timeout",
+        "The service did not answer in time.",
+    )
+    .with_detail(format!("no answer within {} ms", route.timeout.as_millis()))
     .into_response()
 }

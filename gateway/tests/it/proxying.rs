@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{echo_upstream, spawn_gateway};
+use crate::helpers::{GatewayFile, echo_upstream, one_route, spawn_gateway, spawn_gateway_on};
 
 #[tokio::test]
 async fn a_public_route_forwards_method_path_query_and_the_streamed_body() {
@@ -89,19 +89,21 @@ async fn forwarding_headers_name_the_client_and_what_the_client_claimed_is_dropp
 }
 
 #[tokio::test]
-async fn requests_take_the_instances_of_an_upstream_in_turn() {
+async fn requests_take_the_instances_of_an_upstream_in_turn_under_round_robin() {
     let a = echo_upstream("a").await;
     let b = echo_upstream("b").await;
-    let gateway = spawn_gateway(&a, |s| {
-        s.upstreams.insert("catalog".to_owned(), format!("{a},{b}"));
-    })
-    .await;
+    let file = GatewayFile::new(&one_route(
+        "svc",
+        "",
+        "[upstreams.svc]\nbalance = \"round_robin\"\n",
+    ));
+    let gateway = spawn_gateway_on(&file, &[("svc", format!("{a},{b}"))], |_| {}).await;
 
     let mut seen = Vec::new();
     for _ in 0..4 {
         let response = gateway
             .client
-            .get(gateway.url("/api/v1/products"))
+            .get(gateway.url("/api/v1/things"))
             .send()
             .await
             .unwrap();

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use shop_gateway::routes::RouteTable;
+use shop_gateway::file::Checked;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::helpers::{dead_upstream, echo_upstream, problem, spawn_gateway};
@@ -101,10 +101,10 @@ async fn an_oversized_body_is_a_413_whether_declared_or_streamed() {
 }
 
 #[tokio::test]
-async fn a_route_file_naming_an_undefined_upstream_is_refused_at_start() {
+async fn a_gateway_file_naming_an_undefined_upstream_is_refused_at_start() {
     let dir = std::env::temp_dir().join(format!("gateway-routes-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("routes.toml");
+    let file = dir.join("gateway.toml");
     std::fs::write(
         &file,
         "[[routes]]\nname = \"orders\"\nprefix = \"/api/v1/orders\"\nupstream = \"ordr\"\npolicy = \"authenticated\"\ntimeout_ms = 1000\n",
@@ -112,7 +112,7 @@ async fn a_route_file_naming_an_undefined_upstream_is_refused_at_start() {
     .unwrap();
     let upstreams = [("order".to_owned(), "http://127.0.0.1:1".to_owned())].into();
 
-    let error = format!("{:#}", RouteTable::load(&file, &upstreams).unwrap_err());
+    let error = format!("{:#}", Checked::load(&file, &upstreams).unwrap_err());
 
     assert!(error.contains("routes[0] (\"orders\")"), "{error}");
     assert!(error.contains("\"ordr\" is not defined"), "{error}");

@@ -1,0 +1,195 @@
+//! The gateway's state: what lives as long as the process (settings, the token
+//! verifier, the pooled upstream client, the retry budget, the docs portal) and the
+//! [`Snapshot`] built from the gateway file, which a reload replaces whole.
+//!
+//! A request loads the current snapshot once and uses it to the end, so a reload never
+//! mixes two configurations inside one request. Upstreams whose addresses and policies
+//! did not change keep their object across a reload: instance health, ejections and the
+//! circuit breaker's memory survive, and their background checks go on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use shop_auth::Verifier;
+use shop_resilience::{Backoff, BreakerSettings, CircuitBreaker, RetryBudget};
+
+use crate::Settings;
+use crate::docs::Portal;
+use crate::edge::apikeys::ApiKeys;
+use crate::edge::cors::Cors;
+use crate::edge::headers::SecurityHeaders;
+use crate::edge::ratelimit::RateLimits;
+use crate::file::{Checked, GatewayFile};
+use crate::routes::RouteTable;
+use crate::upstream::{Resolve, Source, Upstream, UpstreamPolicy};
+
+/// The body type the proxy sends upstream.
+pub type UpstreamBody = http_body_util::combinators::UnsyncBoxBody<
+    axum::body::Bytes,
+    Box<dyn std::error::Error + Send + Sync>,
+>;
+
+/// One upstream: its instances (discovered and health-checked) and its breaker.
+pub struct Backend {
+    pub upstream: Arc<Upstream>,
+    pub breaker: CircuitBreaker,
+    /// What it was built from: an unchanged definition keeps the object on reload.
+    definition: (Source, UpstreamPolicy, BreakerSettings),
+}
+
+/// Everything the gateway file decides, checked and built.
+pub struct Snapshot {
+    pub file: GatewayFile,
+    pub routes: RouteTable,
+    pub backends: HashMap<String, Arc<Backend>>,
+    pub api_keys: ApiKeys,
+    pub rate_limits: RateLimits,
+    pub cors: Cors,
+    pub security: SecurityHeaders,
+    pub backoff: Backoff,
+    pub budget: Arc<RetryBudget>,
+}
+
+/// The gateway: long-lived parts and the current snapshot.
+pub struct Gateway {
+    pub settings: Settings,
+    pub verifier: Verifier,
+    pub client: Client<HttpConnector, UpstreamBody>,
+    pub portal: Portal,
+    resolver: Arc<dyn Resolve>,
+    current: ArcSwap<Snapshot>,
+    /// One reload at a time (a signal and the file watch can fire together).
+    reloading: Mutex<()>,
+}
+
+impl Gateway {
+    /// Reads and checks the gateway file and builds the first snapshot; any mistake
+    /// stops the start, naming the place.
+    pub fn new(
+        settings: Settings,
+        verifier: Verifier,
+        resolver: Arc<dyn Resolve>,
+    ) -> anyhow::Result<Self> {
+        let checked = Checked::load(&settings.gateway_file, &settings.upstreams)?;
+        let snapshot = build(checked, &settings.upstreams, &resolver, None)
+            .with_context(|| format!("in {}", settings.gateway_file.display()))?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)));
+        // Pooled keep-alive connections to every instance: a request reuses an idle
+        // connection instead of paying a TCP handshake.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Ok(Self {
+            settings,
+            verifier,
+            client,
+            portal: Portal::new(Duration::from_secs(30)),
+            resolver,
+            current: ArcSwap::from_pointee(snapshot),
+            reloading: Mutex::new(()),
+        })
+    }
+
+    /// The configuration in force, for one request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Reads the gateway file again and, when it is valid, puts it in force. Returns
+    /// whether anything changed; a refused file changes nothing.
+    pub fn reload(&self) -> anyhow::Result<bool> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let path: &Path = &self.settings.gateway_file;
+        let file = GatewayFile::read(path)?;
+        let current = self.current.load_full();
+        if file == current.file {
+            return Ok(false);
+        }
+        let checked = Checked::new(file, &self.settings.upstreams)
+            .with_context(|| format!("in {}", path.display()))?;
+        let snapshot = build(
+            checked,
+            &self.settings.upstreams,
+            &self.resolver,
+            Some(&current),
+        )
+        .with_context(|| format!("in {}", path.display()))?;
+        self.current.store(Arc::new(snapshot));
+        Ok(true)
+    }
+
+    /// Whether `upstream` has an instance to send to (the docs portal asks).
+    pub fn backend(&self, name: &str) -> Option<Arc<Backend>> {
+        self.snapshot().backends.get(name).cloned()
+    }
+}
+
+/// Builds a snapshot, reusing the backends of `previous` whose definition is unchanged.
+fn build(
+    checked: Checked,
+    addresses: &BTreeMap<String, String>,
+    resolver: &Arc<dyn Resolve>,
+    previous: Option<&Snapshot>,
+) -> anyhow::Result<Snapshot> {
+    let Checked { file, routes } = checked;
+    let mut backends = HashMap::new();
+    for (name, raw) in addresses {
+        let source = Source::parse(raw)
+            .with_context(|| format!("SHOP_UPSTREAMS__{} = {raw:?}", name.to_uppercase()))?;
+        let section = file.upstreams.get(name).cloned().unwrap_or_default();
+        let definition = (source, section.discovery, section.breaker);
+        let reused = previous
+            .and_then(|p| p.backends.get(name))
+            .filter(|b| b.definition == definition)
+            .cloned();
+        let backend = match reused {
+            Some(backend) => backend,
+            None => {
+                let upstream = Upstream::new(
+                    name,
+                    definition.0.clone(),
+                    definition.1.clone(),
+                    resolver.clone(),
+                );
+                upstream.start();
+                let breaker = CircuitBreaker::new(name.clone(), definition.2.clone());
+                Arc::new(Backend {
+                    upstream,
+                    breaker,
+                    definition,
+                })
+            }
+        };
+        backends.insert(name.clone(), backend);
+    }
+    let budget = match previous {
+        Some(p) if p.file.retry_budget == file.retry_budget => p.budget.clone(),
+        _ => Arc::new(RetryBudget::new("gateway", &file.retry_budget)),
+    };
+    Ok(Snapshot {
+        api_keys: ApiKeys::from_specs(&file.consumers).context("[[consumers]]")?,
+        // Unchanged policies keep their clients' budgets: a reload is no fresh burst.
+        rate_limits: match previous {
+            Some(p) => p.rate_limits.reload(&file.rate_limits),
+            None => RateLimits::from_specs(&file.rate_limits),
+        }
+        .context("[rate_limits]")?,
+        cors: Cors::new(&file.cors),
+        security: SecurityHeaders::new(&file.security_headers),
+        backoff: Backoff::new(&file.retry_backoff),
+        budget,
+        backends,
+        routes,
+        file,
+    })
+}
