@@ -212,7 +212,7 @@ async fn forward(
     let replayable =
         parts.method.is_idempotent() && http_body::Body::size_hint(&body).exact() == Some(0);
     let mut body = Some(body);
-    let exchange = Exchange {
+    let mut exchange = Exchange {
         gateway,
         route,
         backend,
@@ -220,6 +220,7 @@ async fn forward(
         method: parts.method.clone(),
         target,
         headers,
+        replayable: replayable && route.retries > 0,
         deadline: Instant::now() + route.timeout,
     };
     // The breaker judges the upstream by what its clients got, once per request: a
@@ -277,6 +278,8 @@ struct Exchange<'a> {
     method: Method,
     target: String,
     headers: HeaderMap,
+    /// Whether a failed attempt may be followed by another.
+    replayable: bool,
     deadline: Instant,
 }
 
@@ -297,7 +300,11 @@ impl Exchange<'_> {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
-    async fn attempt(&self, body: UpstreamBody, tried: &[Instance]) -> Result<Response, Failure> {
+    async fn attempt(
+        &mut self,
+        body: UpstreamBody,
+        tried: &[Instance],
+    ) -> Result<Response, Failure> {
         let upstream = &self.backend.upstream;
         let lease = upstream.pick_except(tried).ok_or_else(|| Failure {
             response: no_instance(),
@@ -314,7 +321,13 @@ impl Exchange<'_> {
         let mut request = http::Request::new(body);
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = uri;
-        *request.headers_mut() = self.headers.clone();
+        // A request that will not be tried again gives its headers away; one that may
+        // be needs them for the next attempt.
+        *request.headers_mut() = if self.replayable {
+            self.headers.clone()
+        } else {
+            std::mem::take(&mut self.headers)
+        };
 
         let started = std::time::Instant::now();
         let outcome =
