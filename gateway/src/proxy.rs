@@ -196,7 +196,13 @@ async fn forward(
     let target = route.upstream_path(&path, parts.uri.query());
 
     let tls = parts.extensions.get::<Tls>().is_some();
-    let host = parts.headers.get(header::HOST).cloned();
+    // HTTP/2 carries the host in the URI's authority, not in a Host header.
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers);
     for name in FORWARDING {

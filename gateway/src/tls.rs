@@ -170,12 +170,15 @@ pub async fn serve_tls(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read);
+        .header_read_timeout(header_read)
+        // As in `shop_http::serve_with`: a bounded request head (hyper's floor is 8 KiB).
+        .max_buf_size(http.max_header_bytes.max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(header_read)
-        .keep_alive_timeout(header_read);
+        .keep_alive_timeout(header_read)
+        .max_header_list_size(u32::try_from(http.max_header_bytes).unwrap_or(u32::MAX));
     let shared = Arc::new(Shared {
         acceptor: TlsAcceptor::from(config),
         http1: builder.clone().http1_only(),

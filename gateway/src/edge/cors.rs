@@ -3,10 +3,11 @@
 //! Written by hand rather than as tower-http's `CorsLayer` because the list lives in the
 //! gateway file, which reloads at run time: a layer is fixed when the router is built.
 //!
-//! The gateway is the one authority on CORS: whatever `Access-Control-*` headers an
-//! upstream sets are dropped, so no service can widen the allow-list by accident. An
-//! empty list turns CORS off: no cross-origin reads through the gateway at all, and a
-//! preflight is left to the router like any other `OPTIONS` request.
+//! The gateway is the one authority on CORS: the headers by which an upstream would
+//! grant access (`Access-Control-Allow-Origin`, `-Credentials`, `-Expose-Headers`) are
+//! dropped, so no service can widen the allow-list by accident. An empty list turns
+//! CORS off: no cross-origin reads through the gateway at all, and a preflight is left
+//! to the router like any other `OPTIONS` request.
 //!
 //! There is no wildcard. `*` cannot be combined with credentials (the Fetch standard
 //! forbids it), and without them it would let every site on the web read every public
@@ -274,18 +275,18 @@ impl Cors {
         self.origins.iter().any(|o| o == origin)
     }
 
-    /// Sets the CORS headers of an actual (non-preflight) response: the exact origin,
-    /// the exposed headers and credentials when the request's origin is allowed;
-    /// `Vary: Origin` whenever CORS is on, since the answer differs by origin. Drops
-    /// whatever CORS headers the upstream set, on or off.
+    /// Sets the CORS headers of an actual response: the exact origin, the exposed
+    /// headers and credentials when the request's origin is allowed; `Vary: Origin`
+    /// whenever CORS is on, since the answer differs by origin. Drops the upstream's
+    /// `Access-Control-Allow-Origin`, `-Credentials` and `-Expose-Headers`, on or off:
+    /// without them a browser lets no other origin read the answer, whatever else the
+    /// upstream said. The preflight-only headers are left alone, so decorating the
+    /// answer of [`Cors::preflight`] as well keeps it whole.
     pub fn decorate(&self, req_origin: Option<&HeaderValue>, response_headers: &mut HeaderMap) {
         for name in [
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            header::ACCESS_CONTROL_MAX_AGE,
         ] {
             response_headers.remove(name);
         }
@@ -581,6 +582,27 @@ mod tests {
             &mut headers,
         );
         assert!(headers.is_empty(), "{headers:?}");
+    }
+
+    #[test]
+    fn decorating_a_preflight_answer_keeps_it_whole() {
+        let cors = cors(&["https://shop.example"], true);
+        let request = preflight_headers("https://shop.example", "DELETE", Some("authorization"));
+        let mut response = cors.preflight(&request, &Method::OPTIONS).unwrap();
+        let before = response.headers().clone();
+        cors.decorate(request.get(header::ORIGIN), response.headers_mut());
+        let h = response.headers();
+        for name in [
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            header::ACCESS_CONTROL_MAX_AGE,
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            header::VARY,
+        ] {
+            assert_eq!(h.get(&name), before.get(&name), "{name}");
+        }
+        assert_eq!(h.get_all(header::VARY).iter().count(), 1);
     }
 
     #[test]

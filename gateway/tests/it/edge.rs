@@ -206,6 +206,16 @@ async fn cors_answers_preflights_for_allowed_origins_only_and_every_answer_has_s
         .await
         .unwrap();
     assert_eq!(preflight.status(), 204);
+    assert!(
+        preflight
+            .headers()
+            .contains_key("access-control-allow-methods")
+    );
+    assert!(
+        preflight
+            .headers()
+            .contains_key("access-control-allow-headers")
+    );
     assert_eq!(
         preflight.headers()["access-control-allow-origin"],
         "https://shop.example"

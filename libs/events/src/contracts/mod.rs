@@ -4,6 +4,9 @@
 
 pub mod catalog;
 pub mod inventory;
+pub mod orders;
+pub mod payments;
+pub mod shipping;
 pub mod users;
 
 #[cfg(test)]
@@ -29,6 +32,20 @@ mod tests {
             inventory::StockExpired::TYPE,
             inventory::StockUpdated::TYPE,
             inventory::StockLow::TYPE,
+            orders::OrderPlaced::TYPE,
+            orders::OrderConfirmed::TYPE,
+            orders::OrderCancelled::TYPE,
+            payments::AuthorizePayment::TYPE,
+            payments::CapturePayment::TYPE,
+            payments::VoidPayment::TYPE,
+            payments::PaymentAuthorized::TYPE,
+            payments::PaymentDeclined::TYPE,
+            payments::PaymentCaptured::TYPE,
+            payments::PaymentVoided::TYPE,
+            shipping::ShipmentCreated::TYPE,
+            shipping::ShipmentDispatched::TYPE,
+            shipping::ShipmentDelivered::TYPE,
+            shipping::ShipmentCancelled::TYPE,
         ] {
             assert_eq!(
                 kind.split('.').count(),
