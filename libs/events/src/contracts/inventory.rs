@@ -12,6 +12,7 @@
 //! reserve  --> reserved (all lines, until expires_at) | rejected (the short lines)
 //! commit   --> committed (the stock leaves for good)
 //! release  --> released (compensation: the stock is available again)
+//! return   --> returned (compensation for a commit: the stock is back on the shelf)
 //! (TTL)    --> expired   (nobody committed in time: released by the expiry task)
 //! any change of availability --> stock.updated; falling below the threshold --> stock.low
 //! ```
@@ -72,6 +73,19 @@ impl Event for ReleaseReservation {
     const VERSION: u32 = 1;
 }
 
+/// Command: a confirmed order was cancelled before shipping; its committed stock goes
+/// back on the shelf. Compensation for a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnStock {
+    pub order_id: Uuid,
+    pub reason: String,
+}
+
+impl Event for ReturnStock {
+    const TYPE: &'static str = "inventory.reservation.return";
+    const VERSION: u32 = 1;
+}
+
 /// Every line of the order is reserved until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockReserved {
@@ -128,6 +142,19 @@ pub struct StockReleased {
 
 impl Event for StockReleased {
     const TYPE: &'static str = "inventory.stock.released";
+    const VERSION: u32 = 1;
+}
+
+/// The order's committed stock is back on the shelf (a return).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockReturned {
+    pub order_id: Uuid,
+    pub lines: Vec<Line>,
+    pub reason: String,
+}
+
+impl Event for StockReturned {
+    const TYPE: &'static str = "inventory.stock.returned";
     const VERSION: u32 = 1;
 }
 

@@ -25,6 +25,8 @@ mod tests {
             inventory::ReserveStock::TYPE,
             inventory::CommitReservation::TYPE,
             inventory::ReleaseReservation::TYPE,
+            inventory::ReturnStock::TYPE,
+            inventory::StockReturned::TYPE,
             inventory::StockReserved::TYPE,
             inventory::StockRejected::TYPE,
             inventory::StockCommitted::TYPE,
