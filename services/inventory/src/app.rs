@@ -10,7 +10,7 @@ use shop_service::{Application, Service};
 
 use crate::config::Settings;
 use crate::consumers::product_created::{self, ProductCreatedHandler};
-use crate::consumers::reservation::{self, Commit, Release, Reserve};
+use crate::consumers::reservation::{self, Commit, Release, Reserve, Return};
 use crate::state::AppState;
 use crate::{INFO, api, demo, reservations};
 
@@ -44,6 +44,7 @@ pub async fn build_with(settings: Settings, verifier: Verifier) -> anyhow::Resul
         .consumer(reservation::reserve_config(), Reserve(outbox.clone()))
         .consumer(reservation::commit_config(), Commit(outbox.clone()))
         .consumer(reservation::release_config(), Release(outbox.clone()))
+        .consumer(reservation::return_config(), Return(outbox.clone()))
         .every("expire-reservations", expire_every, move || {
             reservations::expiry_job(db.clone(), outbox.clone())
         })

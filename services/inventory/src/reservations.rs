@@ -6,6 +6,7 @@
 //! reserve --> reserved --commit--> committed
 //!    |            |----release---> released
 //!    |            '----(TTL)-----> expired     (the expiry task, `expire_due`)
+//!    |  committed --return--> returned  (a confirmed order cancelled before shipping)
 //!    '------> rejected             (some line short: nothing is held)
 //! ```
 //!
@@ -36,8 +37,8 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use shop_events::contracts::inventory::{
-    CommitReservation, Line, ReleaseReservation, ReserveStock, Shortage, StockCommitted,
-    StockExpired, StockRejected, StockReleased, StockReserved,
+    CommitReservation, Line, ReleaseReservation, ReserveStock, ReturnStock, Shortage,
+    StockCommitted, StockExpired, StockRejected, StockReleased, StockReserved, StockReturned,
 };
 use shop_events::{HandlerError, Outbox};
 use sqlx::types::Json;
@@ -90,6 +91,7 @@ pub enum Status {
     Committed,
     Released,
     Expired,
+    Returned,
 }
 
 impl Status {
@@ -100,6 +102,7 @@ impl Status {
             Status::Committed => "committed",
             Status::Released => "released",
             Status::Expired => "expired",
+            Status::Returned => "returned",
         }
     }
 
@@ -110,6 +113,7 @@ impl Status {
             "committed" => Status::Committed,
             "released" => Status::Released,
             "expired" => Status::Expired,
+            "returned" => Status::Returned,
             other => {
                 return Err(ReservationError::Refused(format!(
                     "unknown reservation status {other:?}"
@@ -322,6 +326,69 @@ pub async fn release(
     }
 }
 
+/// Compensation for a commit: a confirmed order was cancelled before it shipped, so
+/// its committed stock goes back on the shelf (`on_hand` up by each line). Any other
+/// state is answered as it stands: a reservation still held is released instead (the
+/// order's own release may be in flight behind this command), one holding nothing
+/// says so. A return for an order never seen is refused, like a commit.
+pub async fn return_stock(
+    conn: &mut PgConnection,
+    outbox: &Outbox,
+    command: ReturnStock,
+) -> Result<Status> {
+    let ReturnStock { order_id, reason } = command;
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ReservationError::Malformed(format!(
+            "the reason is longer than {MAX_REASON_CHARS} characters"
+        )));
+    }
+    let Some(reservation) = lock_reservation(conn, order_id).await? else {
+        return Err(ReservationError::Refused(format!(
+            "no reservation for order {order_id}"
+        )));
+    };
+    match reservation.status {
+        Status::Committed => {
+            for line in &reservation.lines {
+                let locked = stock::lock(conn, &line.sku).await?.ok_or_else(|| {
+                    ReservationError::Refused(format!("SKU {} of a reservation is gone", line.sku))
+                })?;
+                let change = Change {
+                    kind: Kind::Return,
+                    on_hand: i64::from(line.quantity),
+                    reserved: 0,
+                    reason: &reason,
+                    order_id: Some(order_id),
+                };
+                stock::apply(conn, outbox, &locked, change).await?;
+            }
+            set_status(conn, order_id, Status::Returned, Some(&reason)).await?;
+            let returned = StockReturned {
+                order_id,
+                lines: reservation.lines,
+                reason,
+            };
+            outbox.enqueue(conn, returned).await?;
+            Ok(Status::Returned)
+        }
+        Status::Reserved => {
+            take_back(conn, outbox, &reservation, Kind::Release, &reason).await?;
+            set_status(conn, order_id, Status::Released, Some(&reason)).await?;
+            let released = StockReleased {
+                order_id,
+                lines: reservation.lines,
+                reason,
+            };
+            outbox.enqueue(conn, released).await?;
+            Ok(Status::Released)
+        }
+        settled => {
+            answer(conn, outbox, &reservation).await?;
+            Ok(settled)
+        }
+    }
+}
+
 /// Expires up to `limit` reservations past their TTL, each in its own transaction,
 /// and returns how many. Replicas share the work: a reservation another replica (or
 /// a commit) holds is skipped, not waited for.
@@ -436,6 +503,15 @@ async fn answer(conn: &mut PgConnection, outbox: &Outbox, reservation: &Reservat
             outbox
                 .enqueue(conn, StockExpired { order_id, lines })
                 .await?
+        }
+        Status::Returned => {
+            let reason = reservation.reason.clone().unwrap_or_default();
+            let event = StockReturned {
+                order_id,
+                lines,
+                reason,
+            };
+            outbox.enqueue(conn, event).await?
         }
     };
     Ok(())

@@ -126,6 +126,7 @@ pub enum Kind {
     Commit,
     Release,
     Expire,
+    Return,
 }
 
 impl Kind {
@@ -137,6 +138,7 @@ impl Kind {
             Kind::Commit => "commit",
             Kind::Release => "release",
             Kind::Expire => "expire",
+            Kind::Return => "return",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The reservation commands (`inventory.reservation.reserve|commit|release`), one
+//! The reservation commands (`inventory.reservation.reserve|commit|release|return`), one
 //! consumer each, all delegating to `crate::reservations`. Every command about a known
 //! order is answered with how its reservation stands; a malformed command, or a commit
 //! for an order never reserved, is permanent: it goes to the dead-letter stream with
@@ -8,7 +8,9 @@
 //! the stock locks of many orders at once, taken in no global order, and two batches
 //! could deadlock. Concurrency comes from several transactions in flight.
 
-use shop_events::contracts::inventory::{CommitReservation, ReleaseReservation, ReserveStock};
+use shop_events::contracts::inventory::{
+    CommitReservation, ReleaseReservation, ReserveStock, ReturnStock,
+};
 use shop_events::{ConsumerConfig, Envelope, EventHandler, HandlerError, Outbox};
 use sqlx::PgConnection;
 
@@ -17,6 +19,7 @@ use crate::reservations;
 pub const RESERVE: &str = "inventory-reserve";
 pub const COMMIT: &str = "inventory-commit";
 pub const RELEASE: &str = "inventory-release";
+pub const RETURN: &str = "inventory-return";
 
 fn one_per_transaction(name: &str) -> ConsumerConfig {
     ConsumerConfig {
@@ -36,6 +39,10 @@ pub fn commit_config() -> ConsumerConfig {
 
 pub fn release_config() -> ConsumerConfig {
     one_per_transaction(RELEASE)
+}
+
+pub fn return_config() -> ConsumerConfig {
+    one_per_transaction(RETURN)
 }
 
 pub struct Reserve(pub Outbox);
@@ -85,6 +92,23 @@ impl EventHandler for Release {
         let order_id = event.data.order_id;
         let status = reservations::release(tx, &self.0, event.data).await?;
         tracing::info!(%order_id, status = status.as_str(), "release");
+        Ok(())
+    }
+}
+
+pub struct Return(pub Outbox);
+
+impl EventHandler for Return {
+    type Event = ReturnStock;
+
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        event: Envelope<ReturnStock>,
+    ) -> Result<(), HandlerError> {
+        let order_id = event.data.order_id;
+        let status = reservations::return_stock(tx, &self.0, event.data).await?;
+        tracing::info!(%order_id, status = status.as_str(), "return");
         Ok(())
     }
 }

@@ -2,8 +2,8 @@
 //! idempotency, and commands that cannot be applied.
 
 use shop_events::contracts::inventory::{
-    CommitReservation, ReleaseReservation, Shortage, StockCommitted, StockExpired, StockRejected,
-    StockReleased, StockReserved,
+    CommitReservation, ReleaseReservation, ReturnStock, Shortage, StockCommitted, StockExpired,
+    StockRejected, StockReleased, StockReserved, StockReturned,
 };
 use uuid::Uuid;
 
@@ -228,6 +228,55 @@ async fn a_release_after_the_commit_changes_nothing_and_is_answered_committed() 
     assert!(app.published::<StockReleased>().await.is_empty());
     assert_eq!(app.status(order).await.as_deref(), Some("committed"));
     assert_eq!(app.counts("A-1").await, (8, 0, 8));
+}
+
+#[tokio::test]
+async fn a_return_puts_committed_stock_back_on_the_shelf_once() {
+    let app = spawn_app().await;
+    app.stocked("A-1", 10).await;
+    let order = app.reserve(&[("A-1", 4)], 600).await;
+    app.wait_status(order, "reserved").await;
+    app.publish(CommitReservation { order_id: order }).await;
+    app.wait_status(order, "committed").await;
+    assert_eq!(app.counts("A-1").await, (6, 0, 6));
+
+    for _ in 0..2 {
+        app.publish(ReturnStock {
+            order_id: order,
+            reason: "CANCELLED_BY_CUSTOMER".to_owned(),
+        })
+        .await;
+    }
+    app.wait_status(order, "returned").await;
+    let returned = app.published_at_least::<StockReturned>(2).await;
+
+    assert!(
+        returned
+            .iter()
+            .all(|r| r.order_id == order && r.lines[0].quantity == 4)
+    );
+    assert_eq!(app.counts("A-1").await, (10, 0, 10), "returned once");
+}
+
+#[tokio::test]
+async fn a_return_of_a_reservation_still_held_releases_it() {
+    let app = spawn_app().await;
+    app.stocked("A-1", 10).await;
+    let order = app.reserve(&[("A-1", 4)], 600).await;
+    app.wait_status(order, "reserved").await;
+
+    app.publish(ReturnStock {
+        order_id: order,
+        reason: "CANCELLED_BY_CUSTOMER".to_owned(),
+    })
+    .await;
+    app.wait_status(order, "released").await;
+
+    assert_eq!(app.counts("A-1").await, (10, 0, 10));
+    assert_eq!(
+        app.published_at_least::<StockReleased>(1).await[0].order_id,
+        order
+    );
 }
 
 #[tokio::test]
