@@ -72,6 +72,15 @@ impl GatewayFile {
             .extract()
             .with_context(|| format!("reading the gateway file {}", path.display()))
     }
+
+    /// Parses the file's bytes, as read once by a reload.
+    pub fn parse(bytes: &[u8], path: &Path) -> anyhow::Result<Self> {
+        let text = std::str::from_utf8(bytes)
+            .with_context(|| format!("the gateway file {} is not UTF-8", path.display()))?;
+        Figment::from(Toml::string(text))
+            .extract()
+            .with_context(|| format!("reading the gateway file {}", path.display()))
+    }
 }
 
 /// The file checked as a whole against the upstreams the environment defines.

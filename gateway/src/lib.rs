@@ -14,6 +14,7 @@
 //! It owns no data and no event context, so it is built on the HTTP kit alone, not the
 //! service chassis.
 
+pub mod aggregate;
 pub mod config;
 pub mod docs;
 pub mod edge;
@@ -57,6 +58,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
     let services = documented_services(&gateway);
     let routes = Router::new()
         .route("/openapi/{file}", get(openapi))
+        .route("/api/v1/orders/{id}/details", get(aggregate::order_details))
         .fallback(proxy::proxy)
         .with_state(gateway.clone())
         .merge(docs::swagger_ui(&services));

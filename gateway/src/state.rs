@@ -65,8 +65,10 @@ pub struct Gateway {
     pub portal: Portal,
     resolver: Arc<dyn Resolve>,
     current: ArcSwap<Snapshot>,
-    /// One reload at a time (a signal and the file watch can fire together).
-    reloading: Mutex<()>,
+    /// One reload at a time (a signal and the file watch can fire together), and the
+    /// bytes of the file last looked at: the same bytes are not checked (or refused,
+    /// and logged) again every few seconds.
+    reloading: Mutex<Option<Vec<u8>>>,
 }
 
 impl Gateway {
@@ -96,7 +98,7 @@ impl Gateway {
             portal: Portal::new(Duration::from_secs(30)),
             resolver,
             current: ArcSwap::from_pointee(snapshot),
-            reloading: Mutex::new(()),
+            reloading: Mutex::new(None),
         })
     }
 
@@ -108,9 +110,16 @@ impl Gateway {
     /// Reads the gateway file again and, when it is valid, puts it in force. Returns
     /// whether anything changed; a refused file changes nothing.
     pub fn reload(&self) -> anyhow::Result<bool> {
-        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last_seen = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let path: &Path = &self.settings.gateway_file;
-        let file = GatewayFile::read(path)?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading the gateway file {}", path.display()))?;
+        if last_seen.as_deref() == Some(bytes.as_slice()) {
+            return Ok(false);
+        }
+        let file = GatewayFile::parse(&bytes, path);
+        *last_seen = Some(bytes);
+        let file = file?;
         let current = self.current.load_full();
         if file == current.file {
             return Ok(false);

@@ -4,29 +4,23 @@
 //! catalog, the low-stock alert in the user service's mail sink).
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use shop_stack::Stack;
 
-use crate::{http, post, stack};
+use crate::{http, post, stack, within};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Polls `check` until it returns `Some`, failing after [`PATIENCE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let started = Instant::now();
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(started.elapsed() < PATIENCE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    within(PATIENCE, what, check).await
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> (StatusCode, Value) {
@@ -54,8 +48,8 @@ async fn walk(client: &reqwest::Client, catalog: &str, query: &str) -> Vec<Value
     }
 }
 
-async fn admin_token(client: &reqwest::Client) -> String {
-    let user = stack().await.base_url("user");
+async fn admin_token(stack: &Stack, client: &reqwest::Client) -> String {
+    let user = stack.base_url("user");
     let credentials = json!({"email": "admin@shop.local", "password": "admin-password-dev"});
     let pair: Value = post(client, format!("{user}/api/v1/auth/login"), &credentials)
         .await
@@ -79,6 +73,24 @@ async fn the_demo_catalog_is_served_with_its_stock() {
 
     let listed = walk(&client, &catalog, "").await;
     assert_eq!(listed.len(), products.len(), "every demo product is listed");
+    // Both catalog instances loaded the demo at once: each product was created, and
+    // announced, once.
+    let db = sqlx::PgPool::connect(&stack.pg_admin_url()).await.unwrap();
+    let skus: Vec<&str> = products.iter().filter_map(|p| p["sku"].as_str()).collect();
+    let announced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM catalog.outbox
+         WHERE subject = 'catalog.product.created'
+           AND convert_from(payload, 'UTF8')::jsonb #>> '{data,sku}' = ANY($1)",
+    )
+    .bind(&skus)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        announced,
+        products.len() as i64,
+        "one created event per product"
+    );
     let found = walk(&client, &catalog, "q=kett").await;
     assert!(
         found.iter().any(|p| p["sku"] == "KIT-KETTLE-01"),
@@ -113,7 +125,7 @@ async fn a_new_product_gets_stock_and_its_low_stock_alert_reaches_purchasing() {
     let stack = stack().await;
     let (catalog, inventory) = (stack.base_url("catalog"), stack.base_url("inventory"));
     let client = http();
-    let token = admin_token(&client).await;
+    let token = admin_token(&stack, &client).await;
     let sku = format!("E2E-LAMP-{}", std::process::id());
 
     let created = client

@@ -8,7 +8,8 @@ use crate::{http, post, stack};
 
 #[tokio::test]
 async fn a_customer_logs_in_and_browses_through_the_gateway_and_cannot_write_the_catalog() {
-    let gateway = stack().await.base_url("gateway");
+    let stack = stack().await;
+    let gateway = stack.base_url("gateway");
     let client = http();
     let email = format!("gw-{}@example.com", std::process::id());
     let credentials = json!({"email": email, "password": "correct horse battery"});

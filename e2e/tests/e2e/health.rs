@@ -1,27 +1,30 @@
+use shop_stack::Instance;
+
 use crate::{http, stack};
 
-/// `GET <base>/<path>` for every service and the gateway; the ones not answering 200,
-/// each with its status and the last lines it logged.
+/// `GET <base>/<path>` for every instance of every service and the gateway; the ones
+/// not answering 200, each with its status and the last lines it logged.
 async fn not_ok(path: &str) -> Vec<String> {
     let stack = stack().await;
     let client = http();
     let mut failures = Vec::new();
-    for service in shop_topology::SERVICES {
-        let url = format!("{}{path}", stack.base_url(service.name));
+    for instance in Instance::every() {
+        let name = instance.name();
+        let url = format!("{}{path}", stack.url_of(&instance));
         let status = match client.get(&url).send().await {
             Ok(response) => response.status().to_string(),
             Err(e) => format!("no answer: {e}"),
         };
         if status != "200 OK" {
-            let tail = stack.log_tail(service.name, 15).unwrap_or_default();
-            failures.push(format!("{} {url}: {status}\n{tail}", service.name));
+            let tail = stack.log_tail(&name, 15).unwrap_or_default();
+            failures.push(format!("{name} {url}: {status}\n{tail}"));
         }
     }
     failures
 }
 
 #[tokio::test]
-async fn every_service_and_the_gateway_are_alive() {
+async fn every_instance_of_every_service_and_the_gateway_are_alive() {
     let failures = not_ok("/healthz").await;
     assert!(
         failures.is_empty(),
@@ -31,7 +34,7 @@ async fn every_service_and_the_gateway_are_alive() {
 }
 
 #[tokio::test]
-async fn every_service_and_the_gateway_reach_their_database_and_nats() {
+async fn every_instance_of_every_service_and_the_gateway_reach_their_database_and_nats() {
     let failures = not_ok("/readyz").await;
     assert!(
         failures.is_empty(),

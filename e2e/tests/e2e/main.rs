@@ -1,22 +1,84 @@
 //! The whole shop, started once for this test binary on free ports: every service
-//! and the gateway, with a real Postgres and a real NATS.
+//! (the catalog twice) and the gateway, with a real Postgres and a real NATS.
+//!
+//! A test holds the stack through [`stack`], shared with the tests running beside it,
+//! or through [`stack_alone`] when it stops a process: then it waits until the others
+//! let go and keeps them out until it is done, so none of them meets its outage.
 
 mod catalog_flow;
+mod catalog_instances;
 mod gateway;
 mod health;
 mod user_flow;
 
+use std::future::Future;
+use std::ops::Deref;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use shop_stack::{Stack, StackConfig};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 static STACK: OnceCell<Result<Stack, String>> = OnceCell::const_new();
 
-/// The shared stack. Never stopped explicitly (statics are never dropped): every
-/// process's watchdog stops it when the test binary exits. Its output is kept in
+/// Read by the tests that use the stack as it is, written by one that stops a
+/// process of it.
+static OUTAGES: RwLock<()> = RwLock::const_new(());
+
+/// The stack, every process of it running for as long as this is held. Take it once
+/// per test and keep it in a variable: a second one in the same test could wait
+/// forever behind a [`stack_alone`] that waits for the first.
+#[must_use = "the stack may lose a process as soon as this is dropped"]
+pub struct Shared {
+    stack: &'static Stack,
+    _no_outage: RwLockReadGuard<'static, ()>,
+}
+
+impl Deref for Shared {
+    type Target = Stack;
+
+    fn deref(&self) -> &Stack {
+        self.stack
+    }
+}
+
+/// The stack to one test alone, which may stop and restart its processes.
+#[must_use = "other tests may use the stack as soon as this is dropped"]
+pub struct Alone {
+    stack: &'static Stack,
+    _outage: RwLockWriteGuard<'static, ()>,
+}
+
+impl Deref for Alone {
+    type Target = Stack;
+
+    fn deref(&self) -> &Stack {
+        self.stack
+    }
+}
+
+/// The shared stack (started by the first test that asks).
+pub async fn stack() -> Shared {
+    let no_outage = OUTAGES.read().await;
+    Shared {
+        stack: started().await,
+        _no_outage: no_outage,
+    }
+}
+
+/// The stack once no other test uses it; they wait until this is dropped.
+pub async fn stack_alone() -> Alone {
+    let outage = OUTAGES.write().await;
+    Alone {
+        stack: started().await,
+        _outage: outage,
+    }
+}
+
+/// Never stopped explicitly (statics are never dropped): every process's watchdog
+/// stops it when the test binary exits. Its output is kept in
 /// `target/tmp/e2e-stack.log`.
-pub async fn stack() -> &'static Stack {
+async fn started() -> &'static Stack {
     let started = STACK
         .get_or_init(|| async { start().await.map_err(|e| format!("{e:#}")) })
         .await;
@@ -54,4 +116,23 @@ pub async fn post(
     body: &serde_json::Value,
 ) -> reqwest::Response {
     client.post(url).json(body).send().await.unwrap()
+}
+
+/// Polls `check` until it returns `Some`, failing after `patience`.
+pub async fn within<T, F, Fut>(patience: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            started.elapsed() < patience,
+            "timed out after {patience:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

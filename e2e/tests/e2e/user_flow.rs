@@ -9,7 +9,8 @@ use crate::{http, post, stack};
 
 #[tokio::test]
 async fn a_customer_registers_logs_in_refreshes_and_logs_out() {
-    let user = stack().await.base_url("user");
+    let stack = stack().await;
+    let user = stack.base_url("user");
     let client = http();
     let email = format!("e2e-{}@example.com", std::process::id());
     let credentials = json!({"email": email, "password": "correct horse battery"});
@@ -79,7 +80,8 @@ async fn a_customer_registers_logs_in_refreshes_and_logs_out() {
 
 #[tokio::test]
 async fn the_seeded_admin_can_list_users() {
-    let user = stack().await.base_url("user");
+    let stack = stack().await;
+    let user = stack.base_url("user");
     let client = http();
     let pair: Value = post(
         &client,

@@ -293,6 +293,24 @@ impl Process {
             }
         }
         let status = self.exited().await;
+        self.remove_folder();
+        status
+    }
+
+    /// Kills the process at once, as a crash would (SIGKILL to its whole process
+    /// group: no chance to finish requests or say goodbye), and waits for it to go.
+    /// Then removes `remove_after`, as [`Process::stop`] does. Safe to call more than once.
+    pub async fn kill(&self) -> ExitStatus {
+        disarm_watchdog(&self.watchdog);
+        if self.status().is_none() {
+            let _ = rustix::process::kill_process_group(self.pid, Signal::KILL);
+        }
+        let status = self.exited().await;
+        self.remove_folder();
+        status
+    }
+
+    fn remove_folder(&self) {
         let removed = self
             .remove_after
             .as_deref()
@@ -303,7 +321,6 @@ impl Process {
             }
             _ => {}
         }
-        status
     }
 
     /// The last `lines` lines of the process's output, for error messages.

@@ -2,6 +2,8 @@
 //! there" reads this list: the launcher (which binary, which port), the database
 //! bootstrap (which schema and role), the event backbone (which context and stream).
 //! Adding a seventh service starts with one entry here (see `docs/architecture.md`).
+//! It also says how many processes of each service the local stack runs (the
+//! catalog runs two, so the gateway's load balancing and ejection can be watched).
 //!
 //! No dependencies: every crate can read it without compiling anything else.
 
@@ -12,13 +14,38 @@ pub struct Service {
     pub name: &'static str,
     /// The binary's file name (next to the launcher's).
     pub binary: &'static str,
-    /// Its port on a developer machine (`SHOP_PORT` overrides it).
+    /// Its port on a developer machine (`SHOP_PORT` overrides it); the port of its
+    /// first instance, the one other services' settings name by default.
     pub default_port: u16,
+    /// How many processes of it the local stack (`make up`, the e2e tests) runs, all
+    /// alike but for the port (see [`Service::local_ports`]). At least 1.
+    pub instances: u16,
     /// The data it owns, if any.
     pub data: Option<Data>,
     /// The event context it owns, if any: its subjects are `<context>.>`, kept in
     /// `stream`, and the service creates that stream at start-up.
     pub events: Option<Events>,
+}
+
+/// Instance `n` (from 0) of a service listens on `default_port + n * INSTANCE_PORT_STEP`
+/// locally: the second catalog on 8182. A step of 100 keeps a service's instances
+/// recognisable by their last digits (8082, 8182) and clear of the other services'
+/// ports (8080-8086) and of NATS's monitoring port (8222) for up to two instances of
+/// any service.
+pub const INSTANCE_PORT_STEP: u16 = 100;
+
+impl Service {
+    /// Its instances' ports on a developer machine, the first being `default_port`.
+    pub fn local_ports(&self) -> impl Iterator<Item = u16> + use<> {
+        let first = self.default_port;
+        (0..self.instances).map(move |n| first + n * INSTANCE_PORT_STEP)
+    }
+
+    /// The same service, run as `instances` processes locally.
+    const fn times(mut self, instances: u16) -> Service {
+        self.instances = instances;
+        self
+    }
 }
 
 /// A service's slice of the shared database.
@@ -52,6 +79,7 @@ const fn owning(
         name,
         binary,
         default_port,
+        instances: 1,
         data: Some(Data { schema, role }),
         events: Some(Events { context, stream }),
     }
@@ -76,7 +104,10 @@ pub const SERVICES: &[Service] = &[
         "catalog_svc",
         "catalog",
         "CATALOG",
-    ),
+    )
+    // Two, behind the gateway: both migrate and load the demo at start (safely at
+    // once) and share the durable consumers' messages.
+    .times(2),
     owning(
         "inventory",
         "shop-inventory",
@@ -117,6 +148,7 @@ pub const SERVICES: &[Service] = &[
         name: "gateway",
         binary: "shop-gateway",
         default_port: 8080,
+        instances: 1,
         data: None,
         events: None,
     },
@@ -158,11 +190,25 @@ mod tests {
         }
         assert!(unique(SERVICES.iter().map(|s| s.name)));
         assert!(unique(SERVICES.iter().map(|s| s.binary)));
-        assert!(unique(SERVICES.iter().map(|s| s.default_port)));
+        assert!(unique(SERVICES.iter().flat_map(Service::local_ports)));
         assert!(unique(with_data().map(|(_, d)| d.schema)));
         assert!(unique(with_data().map(|(_, d)| d.role)));
         assert!(unique(contexts().map(|e| e.context)));
         assert!(unique(contexts().map(|e| e.stream)));
+    }
+
+    #[test]
+    fn the_catalog_runs_twice_locally_the_second_a_hundred_ports_up() {
+        let catalog = service("catalog").unwrap();
+        assert_eq!(catalog.local_ports().collect::<Vec<_>>(), [8082, 8182]);
+        assert_eq!(
+            service("user").unwrap().local_ports().collect::<Vec<_>>(),
+            [8081]
+        );
+        assert!(
+            SERVICES.iter().all(|s| s.instances >= 1),
+            "every service runs"
+        );
     }
 
     #[test]

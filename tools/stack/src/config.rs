@@ -7,15 +7,18 @@ use std::time::Duration;
 use anyhow::Context as _;
 use shop_topology::SERVICES;
 
+use crate::instance::Instance;
+
 /// Every port of a stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ports {
     pub postgres: u16,
     pub nats: u16,
     pub nats_monitor: u16,
-    /// By service name; every service of [`SERVICES`] has one, run or not (the JWKS
-    /// URL and the gateway's upstreams name them).
-    pub services: BTreeMap<&'static str, u16>,
+    /// By service name, one per instance ([`Instance::index`]); every service of
+    /// [`SERVICES`] has them, run or not (the JWKS URL and the gateway's upstreams
+    /// name them).
+    pub services: BTreeMap<&'static str, Vec<u16>>,
 }
 
 /// Postgres's port on a developer machine: not 5432, which the system's own may hold.
@@ -23,40 +26,75 @@ pub const LOCAL_PG_PORT: u16 = 54329;
 
 impl Ports {
     /// The documented local ports: Postgres 54329, NATS 4222 (monitoring 8222),
-    /// gateway 8080, services 8081-8086.
+    /// gateway 8080, services 8081-8086, the second catalog 8182.
     pub fn local_defaults() -> Self {
         Self {
             postgres: LOCAL_PG_PORT,
             nats: 4222,
             nats_monitor: 8222,
-            services: SERVICES.iter().map(|s| (s.name, s.default_port)).collect(),
+            services: SERVICES
+                .iter()
+                .map(|s| (s.name, s.local_ports().collect()))
+                .collect(),
         }
     }
 
     /// Distinct ports the kernel says are free right now (for tests).
     pub fn free() -> std::io::Result<Self> {
-        let mut ports = shop_servers::free_ports(3 + SERVICES.len())?.into_iter();
+        let mut ports = shop_servers::free_ports(3 + Instance::every().count())?.into_iter();
         let mut next = || ports.next().expect("as many ports as asked for");
         Ok(Self {
             postgres: next(),
             nats: next(),
             nats_monitor: next(),
-            services: SERVICES.iter().map(|s| (s.name, next())).collect(),
+            services: SERVICES
+                .iter()
+                .map(|s| (s.name, Instance::of(s).map(|_| next()).collect()))
+                .collect(),
         })
     }
 
-    /// The port of a service; panics for a name that is not in [`SERVICES`].
+    /// The port of a service's first instance; panics for a name that is not in
+    /// [`SERVICES`].
     pub fn service(&self, name: &str) -> u16 {
+        self.instances(name)[0]
+    }
+
+    /// The ports of every instance of a service; panics for a name that is not in
+    /// [`SERVICES`].
+    pub fn instances(&self, name: &str) -> &[u16] {
         match self.services.get(name) {
-            Some(port) => *port,
-            None => panic!("no port for service {name:?}"),
+            Some(ports) if !ports.is_empty() => ports,
+            _ => panic!("no port for service {name:?}"),
         }
     }
 
-    /// `http://127.0.0.1:<port>` of a service (run or not).
-    pub fn base_url(&self, service: &str) -> String {
-        format!("http://127.0.0.1:{}", self.service(service))
+    /// The port of one instance.
+    pub fn port_of(&self, instance: &Instance) -> u16 {
+        self.instances(instance.spec.name)[usize::from(instance.index)]
     }
+
+    /// `http://127.0.0.1:<port>` of a service's first instance (run or not).
+    pub fn base_url(&self, service: &str) -> String {
+        local_url(self.service(service))
+    }
+
+    /// `http://127.0.0.1:<port>` of every instance of a service, the first first.
+    pub fn base_urls(&self, service: &str) -> Vec<String> {
+        self.instances(service)
+            .iter()
+            .map(|port| local_url(*port))
+            .collect()
+    }
+
+    /// `http://127.0.0.1:<port>` of one instance.
+    pub fn url_of(&self, instance: &Instance) -> String {
+        local_url(self.port_of(instance))
+    }
+}
+
+fn local_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
 }
 
 /// Where the multiplexed output of every process goes.
@@ -145,6 +183,22 @@ impl StackConfig {
             work_dir,
         })
     }
+
+    /// The superuser on the stack's database.
+    pub fn pg_admin_url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{}",
+            self.ports.postgres, self.database
+        )
+    }
+
+    pub fn nats_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.ports.nats)
+    }
+
+    pub fn nats_monitor_url(&self) -> String {
+        local_url(self.ports.nats_monitor)
+    }
 }
 
 /// Every service's name, in start order.
@@ -172,15 +226,31 @@ mod tests {
             assert_eq!(ports.service(service.name), service.default_port);
         }
         assert_eq!(ports.base_url("gateway"), "http://127.0.0.1:8080");
+        assert_eq!(
+            ports.base_urls("catalog"),
+            ["http://127.0.0.1:8082", "http://127.0.0.1:8182"]
+        );
+    }
+
+    #[test]
+    fn local_ports_never_collide() {
+        let ports = Ports::local_defaults();
+        let mut all: Vec<u16> = ports.services.values().flatten().copied().collect();
+        all.extend([ports.postgres, ports.nats, ports.nats_monitor]);
+        let count = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), count);
     }
 
     #[test]
     fn free_ports_give_every_process_a_port_of_its_own() {
         let ports = Ports::free().unwrap();
-        let mut all: Vec<u16> = ports.services.values().copied().collect();
+        let mut all: Vec<u16> = ports.services.values().flatten().copied().collect();
         all.extend([ports.postgres, ports.nats, ports.nats_monitor]);
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), SERVICES.len() + 3);
+        assert_eq!(all.len(), Instance::every().count() + 3);
+        assert_eq!(ports.instances("catalog").len(), 2);
     }
 }

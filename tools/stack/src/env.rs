@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use secrecy::ExposeSecret as _;
-use shop_topology::{SERVICES, Service};
+use shop_topology::SERVICES;
 
 use crate::config::Ports;
+use crate::instance::Instance;
 
 /// What the environment of a service is made from.
 #[derive(Debug, Clone, Copy)]
@@ -19,22 +20,25 @@ pub struct EnvContext<'a> {
     pub demo_file: Option<&'a Path>,
 }
 
-/// Services that call other services over HTTP get their upstreams' base URLs.
+/// Services that call other services over HTTP get their upstreams' base URLs: every
+/// instance's, comma-separated, so they can balance over them.
 const NEEDS_UPSTREAMS: &[&str] = &["gateway", "order"];
 
 /// The services that load the demo file: the catalog its products, the inventory
 /// their stock.
 const LOADS_DEMO: &[&str] = &["catalog", "inventory"];
 
-/// The variables set for `spec` (on top of the launcher's own environment, which
-/// passes through: `RUST_LOG`, `OTEL_*` ...).
-pub fn service_env(spec: &Service, ctx: &EnvContext<'_>) -> Vec<(String, String)> {
+/// The variables set for one instance of a service (on top of the launcher's own
+/// environment, which passes through: `RUST_LOG`, `OTEL_*` ...). The instances of a
+/// service differ only in their port.
+pub fn service_env(instance: &Instance, ctx: &EnvContext<'_>) -> Vec<(String, String)> {
+    let spec = instance.spec;
     let ports = ctx.ports;
     let mut env = vec![
         ("SHOP_ENV".to_owned(), "local".to_owned()),
         ("SHOP_SERVICE_NAME".to_owned(), spec.name.to_owned()),
         ("SHOP_HOST".to_owned(), "127.0.0.1".to_owned()),
-        ("SHOP_PORT".to_owned(), ports.service(spec.name).to_string()),
+        ("SHOP_PORT".to_owned(), ports.port_of(instance).to_string()),
         (
             "SHOP_NATS_URL".to_owned(),
             format!("nats://127.0.0.1:{}", ports.nats),
@@ -86,7 +90,7 @@ pub fn service_env(spec: &Service, ctx: &EnvContext<'_>) -> Vec<(String, String)
         {
             env.push((
                 format!("SHOP_UPSTREAMS__{}", upstream.name.to_uppercase()),
-                format!("http://127.0.0.1:{}", ports.service(upstream.name)),
+                ports.base_urls(upstream.name).join(","),
             ));
         }
     }
@@ -101,7 +105,15 @@ mod tests {
 
     use super::*;
 
+    /// The environment of the first instance of a service.
     fn env_of(name: &str) -> BTreeMap<String, String> {
+        env_of_instance(Instance {
+            spec: service(name).unwrap(),
+            index: 0,
+        })
+    }
+
+    fn env_of_instance(instance: Instance) -> BTreeMap<String, String> {
         let ports = Ports::local_defaults();
         let ctx = EnvContext {
             ports: &ports,
@@ -110,9 +122,7 @@ mod tests {
             log_format: "pretty",
             demo_file: Some(Path::new("/repo/services/catalog/demo/products.json")),
         };
-        service_env(service(name).unwrap(), &ctx)
-            .into_iter()
-            .collect()
+        service_env(&instance, &ctx).into_iter().collect()
     }
 
     #[test]
@@ -170,9 +180,37 @@ mod tests {
         assert_eq!(env["SHOP_PORT"], "8080");
         assert_eq!(env["SHOP_UPSTREAMS__USER"], "http://127.0.0.1:8081");
         assert_eq!(env["SHOP_UPSTREAMS__SHIPPING"], "http://127.0.0.1:8086");
+        assert!(!env.contains_key("SHOP_UPSTREAMS__GATEWAY"));
+    }
+
+    #[test]
+    fn the_gateway_and_the_order_service_get_every_catalog_instance() {
+        for caller in ["gateway", "order"] {
+            assert_eq!(
+                env_of(caller)["SHOP_UPSTREAMS__CATALOG"],
+                "http://127.0.0.1:8082,http://127.0.0.1:8182",
+                "{caller}"
+            );
+        }
         assert_eq!(
-            env_of("order")["SHOP_UPSTREAMS__CATALOG"],
-            "http://127.0.0.1:8082"
+            env_of("order")["SHOP_UPSTREAMS__INVENTORY"],
+            "http://127.0.0.1:8083"
         );
+        assert!(!env_of("order").contains_key("SHOP_UPSTREAMS__ORDER"));
+    }
+
+    #[test]
+    fn each_catalog_instance_gets_its_own_port_and_the_same_everything_else() {
+        let catalog = service("catalog").unwrap();
+        let mut envs: Vec<BTreeMap<String, String>> =
+            Instance::of(catalog).map(env_of_instance).collect();
+        assert_eq!(envs.len(), 2);
+        assert_eq!(envs[0]["SHOP_PORT"], "8082");
+        assert_eq!(envs[1]["SHOP_PORT"], "8182");
+        for env in &mut envs {
+            env.remove("SHOP_PORT");
+        }
+        assert_eq!(envs[0], envs[1], "same role, schema, demo file, NATS");
+        assert_eq!(envs[1]["SHOP_SERVICE_NAME"], "catalog");
     }
 }

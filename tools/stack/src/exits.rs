@@ -1,9 +1,10 @@
 //! Deaths in the stack: a process that exits while the stack is not being stopped is
 //! reported loudly and handed to whoever waits in [`crate::Stack::next_exit`].
 
+use std::collections::HashMap;
 use std::process::ExitStatus;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use shop_servers::Process;
 use tokio::sync::mpsc;
@@ -25,7 +26,8 @@ pub(crate) struct ExitWatch {
     output: Output,
     exits_tx: mpsc::UnboundedSender<Exit>,
     exits: mpsc::UnboundedReceiver<Exit>,
-    watchers: Vec<AbortHandle>,
+    /// By process name: one watcher each, replaced when the process is restarted.
+    watchers: Mutex<HashMap<String, AbortHandle>>,
 }
 
 impl ExitWatch {
@@ -36,11 +38,13 @@ impl ExitWatch {
             output,
             exits_tx,
             exits,
-            watchers: Vec::new(),
+            watchers: Mutex::default(),
         }
     }
 
-    pub(crate) fn watch(&mut self, name: &str, process: &Process) {
+    /// Watches `process` under `name`, in place of whatever was watched under it.
+    pub(crate) fn watch(&self, name: &str, process: &Process) {
+        let key = name.to_owned();
         let name = name.to_owned();
         let exited = process.exited();
         let stopping = self.stopping.clone();
@@ -58,7 +62,22 @@ impl ExitWatch {
                 });
             }
         });
-        self.watchers.push(task.abort_handle());
+        let previous = self.watchers().insert(key, task.abort_handle());
+        if let Some(previous) = previous {
+            previous.abort();
+        }
+    }
+
+    /// From now on this process's exit is expected (it is being stopped or killed on
+    /// purpose): it is no longer watched.
+    pub(crate) fn forget(&self, name: &str) {
+        if let Some(watcher) = self.watchers().remove(name) {
+            watcher.abort();
+        }
+    }
+
+    fn watchers(&self) -> std::sync::MutexGuard<'_, HashMap<String, AbortHandle>> {
+        self.watchers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// From now on exits are expected: the stack is being stopped.
@@ -78,7 +97,7 @@ impl ExitWatch {
 
 impl Drop for ExitWatch {
     fn drop(&mut self) {
-        for watcher in &self.watchers {
+        for watcher in self.watchers().values() {
             watcher.abort();
         }
     }

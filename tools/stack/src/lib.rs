@@ -1,7 +1,7 @@
 //! The local launcher behind `make up`: Postgres, NATS and every service of the shop
-//! (as `shop_topology::SERVICES` lists them) as plain processes on this machine, their
-//! output multiplexed with a prefix per process. The e2e tests start the same stack
-//! through [`Stack::start`].
+//! (as `shop_topology::SERVICES` lists them, as many instances of each as it says)
+//! as plain processes on this machine, their output multiplexed with a prefix per
+//! process. The e2e tests start the same stack through [`Stack::start`].
 //!
 //! ```no_run
 //! # async fn example(bin_dir: std::path::PathBuf) -> anyhow::Result<()> {
@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod config;
 pub mod env;
+pub mod instance;
 pub mod keys;
 pub mod output;
 
@@ -29,6 +30,7 @@ mod stack;
 
 pub use config::{LogConfig, Ports, StackConfig, bin_dir_of_current_exe};
 pub use exits::Exit;
+pub use instance::Instance;
 pub use orphans::stop_orphans;
 pub use processes::http_client;
 pub use stack::Stack;

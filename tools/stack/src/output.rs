@@ -1,5 +1,5 @@
 //! One stream of output for many processes: every line gets an aligned, coloured
-//! prefix naming its process (`catalog   | ...`).
+//! prefix naming its process (`catalog-1 | ...`).
 
 use std::fs::File;
 use std::io::{IsTerminal as _, Write as _};
@@ -10,20 +10,19 @@ use anyhow::Context as _;
 use shop_servers::LogSink;
 use shop_topology::SERVICES;
 
-/// The widest process name, so the bars line up.
-const WIDTH: usize = widest_name();
+use crate::instance::Instance;
 
-const fn widest_name() -> usize {
+/// The widest process name, so the bars line up.
+const WIDTH: usize = widest();
+
+const fn widest() -> usize {
     // `postgres` and `nats` are the other processes; `stack` is the launcher.
-    let mut widest = "postgres".len();
-    let mut i = 0;
-    while i < SERVICES.len() {
-        if SERVICES[i].name.len() > widest {
-            widest = SERVICES[i].name.len();
-        }
-        i += 1;
+    let services = crate::instance::widest_name();
+    if services > "postgres".len() {
+        services
+    } else {
+        "postgres".len()
     }
-    widest
 }
 
 /// What the launcher's own lines are prefixed with.
@@ -114,9 +113,10 @@ impl Output {
     }
 
     /// Where a process's output goes: here, under its name.
-    pub fn sink(&self, process: &'static str) -> LogSink {
+    pub fn sink(&self, process: &str) -> LogSink {
         let output = self.clone();
-        LogSink::Lines(Arc::new(move |line: &str| output.line(process, line)))
+        let process = process.to_owned();
+        LogSink::Lines(Arc::new(move |line: &str| output.line(&process, line)))
     }
 
     fn write(&self, for_terminal: &str, for_file: &str) {
@@ -132,15 +132,15 @@ impl Output {
 }
 
 /// A fixed colour per process, so the same process always looks the same: the
-/// servers' own, then the services' by their place in the list.
+/// servers' own, then the services' by their place in the list (every instance of a
+/// service in its colour; the names tell them apart).
 fn color_of(process: &str) -> &'static str {
     const FOR_SERVICES: [&str; 9] = ["32", "33", "36", "92", "93", "94", "95", "96", "91"];
     match process {
         "postgres" => "34",
         "nats" => "35",
-        service => SERVICES
-            .iter()
-            .position(|s| s.name == service)
+        instance => Instance::named(instance)
+            .and_then(|i| SERVICES.iter().position(|s| s.name == i.spec.name))
             .map_or("1", |i| FOR_SERVICES[i % FOR_SERVICES.len()]),
     }
 }

@@ -1,7 +1,9 @@
-//! The service processes of a stack: each spawned with its environment and a pid file
-//! (for `stack down`), polled until it answers `/healthz`, and stopped together.
+//! The service processes of a stack, one per instance: each spawned with its
+//! environment and a pid file (for `stack down`), polled until it answers `/healthz`,
+//! and stopped together.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -10,14 +12,41 @@ use shop_topology::Service;
 
 use crate::config::StackConfig;
 use crate::env::{EnvContext, service_env};
+use crate::instance::Instance;
 use crate::output::Output;
 
 /// How long a service gets between SIGTERM and SIGKILL.
-const SERVICE_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const SERVICE_GRACE: Duration = Duration::from_secs(10);
 
+/// One instance of a service and its current process (a new one after a restart).
 pub(crate) struct RunningService {
-    pub spec: &'static Service,
-    pub process: Process,
+    pub instance: Instance,
+    /// Its name, computed once: logs, pid file, lookups.
+    pub name: String,
+    process: Mutex<Arc<Process>>,
+}
+
+impl RunningService {
+    pub(crate) fn new(instance: Instance, process: Process) -> Self {
+        Self {
+            name: instance.name(),
+            instance,
+            process: Mutex::new(Arc::new(process)),
+        }
+    }
+
+    /// The current process, shared: the lock is never held across an await.
+    pub(crate) fn process(&self) -> Arc<Process> {
+        self.process
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A restart's process takes the old one's place (which has exited).
+    pub(crate) fn replace(&self, process: Process) {
+        *self.process.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(process);
+    }
 }
 
 /// Where `stack down` finds a service's pid when its launcher is gone.
@@ -48,13 +77,15 @@ pub(crate) fn check_binaries(config: &StackConfig, specs: &[&Service]) -> anyhow
     }
 }
 
-/// Starts one service (without waiting for it) and writes its pid file.
+/// Starts one instance of a service (without waiting for it) and writes its pid file.
 pub(crate) fn spawn_service(
     config: &StackConfig,
     output: &Output,
-    spec: &'static Service,
+    instance: Instance,
     signing_key: &Path,
-) -> anyhow::Result<RunningService> {
+) -> anyhow::Result<Process> {
+    let spec = instance.spec;
+    let name = instance.name();
     let ctx = EnvContext {
         ports: &config.ports,
         database: &config.database,
@@ -65,7 +96,7 @@ pub(crate) fn spawn_service(
     let mut command = std::process::Command::new(config.bin_dir.join(spec.binary));
     command
         .current_dir(&config.work_dir)
-        .envs(service_env(spec, &ctx));
+        .envs(service_env(&instance, &ctx));
     if spec.data.is_none() {
         // Not even one inherited from the launcher's environment.
         command.env_remove("SHOP_DATABASE_URL");
@@ -74,52 +105,55 @@ pub(crate) fn spawn_service(
         command,
         ProcessOptions {
             stop_signal: StopSignal::Terminate,
-            ..ProcessOptions::new(spec.name, output.sink(spec.name))
+            ..ProcessOptions::new(name.clone(), output.sink(&name))
         },
     )?;
     output.say(&format!(
-        "started {} (pid {}) on {}",
-        spec.name,
+        "started {name} (pid {}) on {}",
         process.pid(),
-        config.ports.base_url(spec.name)
+        config.ports.url_of(&instance)
     ));
     // For `stack down` after a launcher and its watchdogs were killed hard.
-    let pid_file = pid_file(&config.data_dir, spec.name);
+    let pid_file = pid_file(&config.data_dir, &name);
     if let Some(run_dir) = pid_file.parent() {
         std::fs::create_dir_all(run_dir)?;
     }
     std::fs::write(&pid_file, format!("{}\n", process.pid()))?;
-    Ok(RunningService { spec, process })
+    Ok(process)
 }
 
-/// Polls every service's `GET /healthz` until each has answered 200, a service
+/// Polls every given instance's `GET /healthz` until each has answered 200, one
 /// exits, or the config's `health_timeout` passes.
 pub(crate) async fn wait_healthy(
-    services: &[RunningService],
+    services: &[&RunningService],
     config: &StackConfig,
     output: &Output,
 ) -> anyhow::Result<()> {
     let client = http_client()?;
     let timeout = config.health_timeout;
     let deadline = Instant::now() + timeout;
-    let mut pending: Vec<&RunningService> = services.iter().collect();
+    let mut pending: Vec<(&str, String, Arc<Process>)> = services
+        .iter()
+        .map(|s| {
+            let url = format!("{}/healthz", config.ports.url_of(&s.instance));
+            (s.name.as_str(), url, s.process())
+        })
+        .collect();
     let mut pause = Duration::from_millis(50);
     loop {
         let mut still = Vec::new();
-        for service in pending {
-            if let Some(status) = service.process.status() {
+        for (name, url, process) in pending {
+            if let Some(status) = process.status() {
                 anyhow::bail!(
-                    "{} exited ({status}) before it answered /healthz. Its last lines:\n{}",
-                    service.spec.name,
-                    service.process.log_tail(30)
+                    "{name} exited ({status}) before it answered /healthz. Its last lines:\n{}",
+                    process.log_tail(30)
                 );
             }
-            let url = format!("{}/healthz", config.ports.base_url(service.spec.name));
             match client.get(&url).send().await {
                 Ok(response) if response.status() == reqwest::StatusCode::OK => {
-                    output.say(&format!("{} is healthy", service.spec.name));
+                    output.say(&format!("{name} is healthy"));
                 }
-                _ => still.push(service),
+                _ => still.push((name, url, process)),
             }
         }
         pending = still;
@@ -127,10 +161,10 @@ pub(crate) async fn wait_healthy(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            let names: Vec<&str> = pending.iter().map(|s| s.spec.name).collect();
+            let names: Vec<&str> = pending.iter().map(|(name, ..)| *name).collect();
             let report: Vec<String> = pending
                 .iter()
-                .map(|s| format!("--- {} ---\n{}", s.spec.name, s.process.log_tail(15)))
+                .map(|(name, _, process)| format!("--- {name} ---\n{}", process.log_tail(15)))
                 .collect();
             anyhow::bail!(
                 "not healthy within {timeout:?}: {}. Their last lines:\n{}",
@@ -153,14 +187,14 @@ pub(crate) async fn stop_services(services: Vec<RunningService>, data_dir: &Path
     let mut stopping = tokio::task::JoinSet::new();
     for service in services {
         stopping.spawn(async move {
-            let status = service.process.stop(SERVICE_GRACE).await;
-            (service.spec.name, status)
+            let status = service.process().stop(SERVICE_GRACE).await;
+            (service.name, status)
         });
     }
     while let Some(stopped) = stopping.join_next().await {
         if let Ok((name, status)) = stopped {
             output.say(&format!("{name} stopped ({status})"));
-            let _ = std::fs::remove_file(pid_file(data_dir, name));
+            let _ = std::fs::remove_file(pid_file(data_dir, &name));
         }
     }
 }

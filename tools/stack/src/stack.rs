@@ -2,12 +2,14 @@
 //! key, services), what it runs where, and stopping it in the reverse order.
 
 use std::path::PathBuf;
+use std::process::ExitStatus;
 
 use anyhow::Context as _;
 use shop_servers::{NatsServer, PgServer};
 
 use crate::config::{Ports, StackConfig};
 use crate::exits::{Exit, ExitWatch};
+use crate::instance::Instance;
 use crate::output::Output;
 use crate::processes::{self, RunningService};
 use crate::{infra, keys};
@@ -25,7 +27,7 @@ pub struct Stack {
 
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let services: Vec<&str> = self.services.iter().map(|s| s.spec.name).collect();
+        let services: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
         f.debug_struct("Stack")
             .field("data_dir", &self.config.data_dir)
             .field("ports", &self.config.ports)
@@ -49,8 +51,8 @@ impl Stack {
     }
 
     /// Starts Postgres and NATS (waiting until they are ready), creates the database,
-    /// bootstraps schemas and roles, makes the signing key, and starts the services
-    /// without waiting for them (see [`Stack::wait_healthy`]).
+    /// bootstraps schemas and roles, makes the signing key, and starts every instance
+    /// of the services without waiting for them (see [`Stack::wait_healthy`]).
     pub async fn launch(config: StackConfig) -> anyhow::Result<Stack> {
         let specs = config
             .services
@@ -96,18 +98,67 @@ impl Stack {
             ));
         }
 
-        for spec in specs {
-            let service = processes::spawn_service(&self.config, &self.output, spec, &signing_key)?;
-            self.exits.watch(spec.name, &service.process);
+        // The instances of a service start together: they migrate and load the demo
+        // at once, which their service is built to survive.
+        for instance in specs.iter().copied().flat_map(Instance::of) {
+            let process =
+                processes::spawn_service(&self.config, &self.output, instance, &signing_key)?;
+            let service = RunningService::new(instance, process);
+            self.exits.watch(&service.name, &service.process());
             self.services.push(service);
         }
         Ok(())
     }
 
-    /// Polls every service's `GET /healthz` until each has answered 200, a service
-    /// exits, or `health_timeout` passes.
+    /// Polls every instance's `GET /healthz` until each has answered 200, one exits,
+    /// or `health_timeout` passes.
     pub async fn wait_healthy(&self) -> anyhow::Result<()> {
-        processes::wait_healthy(&self.services, &self.config, &self.output).await
+        let all: Vec<&RunningService> = self.services.iter().collect();
+        processes::wait_healthy(&all, &self.config, &self.output).await
+    }
+
+    /// Kills one instance of a service (`catalog-2`) at once, as a crash would
+    /// (SIGKILL, no graceful shutdown), and waits until it is gone. Its death is
+    /// expected, so it is not reported as an exit. [`Stack::restart`] brings it back.
+    pub async fn kill(&self, process: &str) -> anyhow::Result<ExitStatus> {
+        let service = self.running(process)?;
+        self.exits.forget(process);
+        let status = service.process().kill().await;
+        self.output
+            .say(&format!("{process} killed on purpose ({status})"));
+        let _ = std::fs::remove_file(processes::pid_file(&self.config.data_dir, process));
+        Ok(status)
+    }
+
+    /// Starts one instance of a service (`catalog-2`) again, with the environment it
+    /// had, and waits until it answers `GET /healthz` with 200. One still running is
+    /// stopped first (SIGTERM, then SIGKILL after 10 s).
+    pub async fn restart(&self, process: &str) -> anyhow::Result<()> {
+        let service = self.running(process)?;
+        self.exits.forget(process);
+        service.process().stop(processes::SERVICE_GRACE).await;
+        let fresh = processes::spawn_service(
+            &self.config,
+            &self.output,
+            service.instance,
+            &self.signing_key_path(),
+        )?;
+        self.exits.watch(process, &fresh);
+        service.replace(fresh);
+        processes::wait_healthy(&[service], &self.config, &self.output).await
+    }
+
+    fn running(&self, process: &str) -> anyhow::Result<&RunningService> {
+        self.services
+            .iter()
+            .find(|s| s.name == process)
+            .with_context(|| {
+                let names: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
+                format!(
+                    "no service process named {process:?}; there are {}",
+                    names.join(", ")
+                )
+            })
     }
 
     /// The next process that exited on its own (pending forever if none does).
@@ -115,25 +166,32 @@ impl Stack {
         self.exits.next().await
     }
 
-    /// `http://127.0.0.1:<port>` of a service (run or not).
+    /// `http://127.0.0.1:<port>` of a service's first instance (run or not).
     pub fn base_url(&self, service: &str) -> String {
         self.config.ports.base_url(service)
     }
 
+    /// `http://127.0.0.1:<port>` of every instance of a service, the first first.
+    pub fn base_urls(&self, service: &str) -> Vec<String> {
+        self.config.ports.base_urls(service)
+    }
+
+    /// `http://127.0.0.1:<port>` of one instance.
+    pub fn url_of(&self, instance: &Instance) -> String {
+        self.config.ports.url_of(instance)
+    }
+
     /// The superuser on the stack's database.
     pub fn pg_admin_url(&self) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/{}",
-            self.config.ports.postgres, self.config.database
-        )
+        self.config.pg_admin_url()
     }
 
     pub fn nats_url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.config.ports.nats)
+        self.config.nats_url()
     }
 
     pub fn nats_monitor_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.config.ports.nats_monitor)
+        self.config.nats_monitor_url()
     }
 
     pub fn ports(&self) -> &Ports {
@@ -153,18 +211,18 @@ impl Stack {
         self.config.data_dir.join("keys").join("jwt-signing.pem")
     }
 
-    /// The last lines a process of the stack wrote (`postgres`, `nats`, `user` ...).
+    /// The last lines a process of the stack wrote (`postgres`, `nats`, `user`,
+    /// `catalog-2` ...).
     pub fn log_tail(&self, process: &str, lines: usize) -> Option<String> {
-        let found = match process {
-            "postgres" => self.postgres.as_ref().map(PgServer::process),
-            "nats" => self.nats.as_ref().map(NatsServer::process),
+        match process {
+            "postgres" => self.postgres.as_ref().map(|p| p.process().log_tail(lines)),
+            "nats" => self.nats.as_ref().map(|n| n.process().log_tail(lines)),
             name => self
                 .services
                 .iter()
-                .find(|s| s.spec.name == name)
-                .map(|s| &s.process),
-        };
-        found.map(|p| p.log_tail(lines))
+                .find(|s| s.name == name)
+                .map(|s| s.process().log_tail(lines)),
+        }
     }
 
     /// Stops the services (SIGTERM, then SIGKILL after 10 s), then NATS, then Postgres.

@@ -104,6 +104,25 @@ async fn a_process_that_ignores_its_stop_signal_is_killed_after_the_grace_period
 }
 
 #[tokio::test]
+async fn killing_a_process_ends_it_at_once_even_if_it_would_stop_gracefully() {
+    let (sink, mut output) = lines();
+    // A process that would take its time over a stop signal.
+    let process = Process::spawn(
+        sh("trap 'sleep 30; exit 0' TERM; echo ready; while :; do sleep 1; done"),
+        ProcessOptions::new("crashing", sink),
+    )
+    .unwrap();
+    wait_for_line(&mut output, "ready").await;
+
+    let status = tokio::time::timeout(Duration::from_secs(10), process.kill())
+        .await
+        .expect("a kill does not wait for the process");
+
+    assert_eq!(status.signal(), Some(Signal::KILL.as_raw()));
+    assert_eq!(process.kill().await, status, "a second kill is harmless");
+}
+
+#[tokio::test]
 async fn dropping_a_process_lets_its_watchdog_stop_it_and_remove_its_folder() {
     let folder = tempfile::tempdir().unwrap().keep();
     let (sink, mut output) = lines();

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 fn demo_file() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo/products.json")
@@ -42,6 +42,30 @@ async fn the_demo_catalog_is_loaded_once_with_one_created_event_per_product() {
         !app.skus("q=kettle").await.is_empty(),
         "the demo is searchable"
     );
+}
+
+#[tokio::test]
+async fn two_instances_loading_the_demo_at_once_both_start_and_create_each_product_once() {
+    let app = spawn_app().await;
+    let catalog = shop_catalog::demo::bundled().unwrap();
+    let url = app.db.service_url("catalog");
+    let (first, second) = (
+        sqlx::PgPool::connect(&url).await.unwrap(),
+        sqlx::PgPool::connect(&url).await.unwrap(),
+    );
+    let (first_outbox, second_outbox) = (app_outbox(&app).await, app_outbox(&app).await);
+
+    // As two catalog processes starting together do: one transaction each, at once.
+    let (a, b) = tokio::join!(
+        shop_catalog::demo::seed(&first, &first_outbox, &catalog),
+        shop_catalog::demo::seed(&second, &second_outbox, &catalog),
+    );
+
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.products + b.products, catalog.products.len());
+    assert_eq!(a.categories + b.categories, catalog.categories.len());
+    assert_eq!(app.outbox().await.len(), catalog.products.len());
+    assert_eq!(app.walk("limit=100").await.len(), catalog.products.len());
 }
 
 /// An outbox on the test's database and namespace, as the service has.

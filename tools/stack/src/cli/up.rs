@@ -7,6 +7,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{repo_root, report_orphans, running_launcher};
 use crate::config::{StackConfig, bin_dir_of_current_exe, every_service};
+use crate::instance::Instance;
 use crate::output::boxed;
 use crate::stack::Stack;
 
@@ -65,12 +66,16 @@ async fn run_up(root: &Path, only: &[&str]) -> anyhow::Result<()> {
         _ = terminate.recv() => None,
     };
     match healthy {
-        Some(Ok(())) => stack.output().raw(&summary(&stack, root, "the shop is up")),
+        Some(Ok(())) => stack
+            .output()
+            .raw(&summary(stack.config(), root, "the shop is up")),
         Some(Err(e)) => {
             stack.output().alert(&format!("{e:#}"));
-            stack
-                .output()
-                .raw(&summary(&stack, root, "the shop is up, NOT ALL HEALTHY"));
+            stack.output().raw(&summary(
+                stack.config(),
+                root,
+                "the shop is up, NOT ALL HEALTHY",
+            ));
         }
         None => {
             stack.stop().await;
@@ -90,8 +95,9 @@ async fn run_up(root: &Path, only: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The box of URLs `stack up` prints once everything answers.
-fn summary(stack: &Stack, root: &Path, title: &str) -> String {
+/// The box of URLs `stack up` prints once everything answers: every instance of
+/// every service it runs.
+fn summary(config: &StackConfig, root: &Path, title: &str) -> String {
     let shown = |path: &Path| {
         path.strip_prefix(root)
             .unwrap_or(path)
@@ -99,10 +105,14 @@ fn summary(stack: &Stack, root: &Path, title: &str) -> String {
             .to_string()
     };
     let mut lines = Vec::new();
-    for name in &stack.config().services {
-        let url = stack.base_url(name);
-        if *name == "gateway" {
-            // The single entry point: every public route (gateway/routes.toml).
+    let specs = config
+        .services
+        .iter()
+        .filter_map(|name| shop_topology::service(name));
+    for instance in specs.flat_map(Instance::of) {
+        let (name, url) = (instance.name(), config.ports.url_of(&instance));
+        if instance.spec.name == "gateway" {
+            // The single entry point: every public route (gateway/gateway.toml).
             lines.push(format!(
                 "{name:<10} {url:<22}  {url}/api/v1/products  (the entry point)"
             ));
@@ -112,38 +122,72 @@ fn summary(stack: &Stack, root: &Path, title: &str) -> String {
             ));
         }
     }
-    if let Some(file) = &stack.config().demo_file
-        && stack.config().services.contains(&"catalog")
+    if let Some(file) = &config.demo_file
+        && config.services.contains(&"catalog")
     {
+        // Through the gateway when it runs: it balances over every catalog instance.
+        let front = if config.services.contains(&"gateway") {
+            "gateway"
+        } else {
+            "catalog"
+        };
         lines.push(String::new());
         lines.push(format!(
             "{:<10} {}  (try {}/api/v1/products?q=kett)",
             "demo",
             shown(file),
-            stack.base_url("catalog")
+            config.ports.base_url(front)
         ));
     }
     lines.push(String::new());
     lines.push(format!(
         "{:<10} {}  (superuser; each service logs in as its own role)",
         "postgres",
-        stack.pg_admin_url()
+        config.pg_admin_url()
     ));
-    lines.push(format!("{:<10} {}", "nats", stack.nats_url()));
-    lines.push(format!("{:<10} {}", "monitoring", stack.nats_monitor_url()));
-    let logs = match &stack.config().log.file {
+    lines.push(format!("{:<10} {}", "nats", config.nats_url()));
+    lines.push(format!(
+        "{:<10} {}",
+        "monitoring",
+        config.nats_monitor_url()
+    ));
+    let logs = match &config.log.file {
         Some(file) => format!("this terminal, and {}", shown(file)),
         None => "this terminal".to_owned(),
     };
     lines.push(format!("{:<10} {logs}", "logs"));
-    lines.push(format!(
-        "{:<10} {}",
-        "data",
-        shown(&stack.config().data_dir)
-    ));
+    lines.push(format!("{:<10} {}", "data", shown(&config.data_dir)));
     lines.push(format!(
         "{:<10} Ctrl-C here, or `make down` from another terminal",
         "stop"
     ));
     boxed(title, &lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_shows_every_instance_of_every_service() {
+        let root = Path::new("/repo");
+        let config = StackConfig::local(root, root.join("target/debug"));
+
+        let text = summary(&config, root, "the shop is up");
+
+        for line in [
+            "catalog-1  http://127.0.0.1:8082",
+            "catalog-2  http://127.0.0.1:8182",
+            "user       http://127.0.0.1:8081",
+            "gateway    http://127.0.0.1:8080",
+            "postgres   postgres://postgres@127.0.0.1:54329/shop",
+            "(try http://127.0.0.1:8080/api/v1/products?q=kett)",
+        ] {
+            assert!(text.contains(line), "no {line:?} in\n{text}");
+        }
+        assert!(
+            !text.contains("catalog    "),
+            "no unnumbered catalog:\n{text}"
+        );
+    }
 }
