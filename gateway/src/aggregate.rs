@@ -40,6 +40,19 @@ enum Part {
     Refused(StatusCode, Value),
 }
 
+/// `GET /api/v1/orders/{id}/details`
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}/details",
+    tag = "aggregation",
+    params(("id" = String, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "`{order, payment, shipment, unavailable}`: payment and shipment are null when missing or unavailable; `unavailable` names the parts whose service did not answer"),
+        (status = 401, description = "No valid bearer token"),
+        (status = 404, description = "No such order, or someone else's"),
+        (status = 503, description = "The order service is unavailable"),
+    )
+)]
 pub async fn order_details(
     State(gateway): State<Arc<Gateway>>,
     Path(id): Path<String>,

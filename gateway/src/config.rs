@@ -30,6 +30,9 @@ pub struct Settings {
     /// read at every lookup, instead of the system's resolver (tests and laptops,
     /// where no DNS server can be changed).
     pub hosts_file: Option<PathBuf>,
+    /// `SHOP_PUBLIC_METRICS`: answer `/metrics` to any peer; by default only peers on
+    /// loopback or private networks (Prometheus), since it names instance addresses.
+    pub public_metrics: bool,
     /// `SHOP_CONNECT_TIMEOUT_MS`: the longest wait for a TCP connection to an instance.
     pub connect_timeout_ms: u64,
     /// `SHOP_TLS__CERT_FILE`, `SHOP_TLS__KEY_FILE`: serve HTTPS (HTTP/1.1 and HTTP/2)
@@ -51,6 +54,7 @@ impl Default for Settings {
             upstreams: BTreeMap::new(),
             reload_interval_ms: 2000,
             hosts_file: None,
+            public_metrics: false,
             connect_timeout_ms: 1000,
             tls: TlsSettings::default(),
             auth: AuthSettings::default(),

@@ -31,7 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -57,6 +59,7 @@ pub const INFO: ServiceInfo = ServiceInfo {
 pub fn app(gateway: Arc<Gateway>) -> Router {
     let services = documented_services(&gateway);
     let routes = Router::new()
+        .route("/openapi.json", get(own_openapi))
         .route("/openapi/{file}", get(openapi))
         .route("/api/v1/orders/{id}/details", get(aggregate::order_details))
         .fallback(proxy::proxy)
@@ -80,7 +83,36 @@ fn documented_services(gateway: &Gateway) -> Vec<String> {
     services
 }
 
+/// The gateway's own endpoints (the services' routes are in their own specs, at
+/// `/openapi/{service}.json`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "the shop: API gateway",
+        description = "The gateway's own endpoints. Every service's routes, as the gateway serves them, are in /openapi/{service}.json and in the Swagger UI at /docs."
+    ),
+    paths(openapi, aggregate::order_details)
+)]
+struct GatewayApi;
+
+async fn own_openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    let mut doc = <GatewayApi as utoipa::OpenApi>::openapi();
+    doc.info.version = INFO.version.to_owned();
+    axum::Json(doc)
+}
+
 /// `GET /openapi/{service}.json`: the service's spec, rewritten to gateway paths.
+#[utoipa::path(
+    get,
+    path = "/openapi/{file}",
+    tag = "docs",
+    params(("file" = String, Path, description = "`<service>.json`, e.g. `catalog.json`")),
+    responses(
+        (status = 200, description = "The service's OpenAPI document, its paths as the gateway routes them"),
+        (status = 404, description = "No service of this name has public routes"),
+        (status = 503, description = "The service has not handed its document over yet"),
+    )
+)]
 async fn openapi(State(gateway): State<Arc<Gateway>>, Path(file): Path<String>) -> Response {
     let Some(service) = docs::service_of(&file) else {
         return Problem::not_found("no such API description").into_response();
@@ -99,12 +131,23 @@ async fn openapi(State(gateway): State<Arc<Gateway>>, Path(file): Path<String>) 
 }
 
 /// CORS (preflights answered here, allowed origins named on every answer) and the
-/// security headers, from the configuration in force.
+/// security headers, from the configuration in force. `/metrics` names routes,
+/// upstreams and instance addresses: it answers only peers on loopback or private
+/// networks (where Prometheus runs), unless `SHOP_PUBLIC_METRICS` says otherwise.
 async fn edge_policies(
     State(gateway): State<Arc<Gateway>>,
     request: Request,
     next: Next,
 ) -> Response {
+    if request.uri().path() == "/metrics" && !gateway.settings.public_metrics {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        if !peer.is_some_and(is_internal) {
+            return Problem::not_found("no route matches this path").into_response();
+        }
+    }
     let snapshot = gateway.snapshot();
     let tls = request.extensions().get::<tls::Tls>().is_some();
     let path = request.uri().path().to_owned();
@@ -118,6 +161,21 @@ async fn edge_policies(
         .decorate(origin.as_ref(), response.headers_mut());
     snapshot.security.apply(&path, tls, response.headers_mut());
     response
+}
+
+/// Loopback, private (RFC 1918, RFC 4193) and link-local addresses.
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_internal(IpAddr::V4(v4)),
+            None => {
+                v6.is_loopback()
+                    || (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        },
+    }
 }
 
 /// Checks the settings, reads the gateway file, binds the listener (port 0 picks a free
@@ -207,4 +265,29 @@ pub async fn main() -> anyhow::Result<()> {
     let app = build(settings, verifier).await?;
     tracing::info!(port = app.port(), "gateway listening");
     app.run_until_stopped(shop_http::shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_private_and_link_local_peers_count_as_internal() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.9",
+            "192.168.1.1",
+            "169.254.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_internal(internal.parse().unwrap()), "{internal}");
+        }
+        for public in ["8.8.8.8", "172.32.0.1", "2001:db8::1", "::ffff:8.8.8.8"] {
+            assert!(!is_internal(public.parse().unwrap()), "{public}");
+        }
+    }
 }

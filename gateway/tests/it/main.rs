@@ -4,6 +4,7 @@
 //! problem+json, discovery, balancing, retries, the breaker, release routing, reloads,
 //! the edge policies, TLS and the docs portal.
 
+mod aggregate;
 mod discovery;
 mod edge;
 mod helpers;
