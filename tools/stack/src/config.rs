@@ -131,6 +131,10 @@ pub struct StackConfig {
     /// The demo catalog and its stock (`SHOP_DEMO__FILE` of the catalog and the
     /// inventory): loaded at their start, idempotently. `None`: no demo data.
     pub demo_file: Option<PathBuf>,
+    /// Further variables for one service, over the launcher's: (service, name, value).
+    /// Tests shorten timeouts with it (the order's payment deadline, the carrier's
+    /// timer).
+    pub extra_env: Vec<(&'static str, String, String)>,
 }
 
 /// The demo catalog, relative to the repository.
@@ -156,6 +160,7 @@ impl StackConfig {
             ephemeral: false,
             health_timeout: Duration::from_secs(60),
             demo_file: Some(repo_root.join(DEMO_FILE)),
+            extra_env: Vec::new(),
         }
     }
 
@@ -180,6 +185,7 @@ impl StackConfig {
             ephemeral: true,
             health_timeout: Duration::from_secs(60),
             demo_file: Some(work_dir.join(DEMO_FILE)),
+            extra_env: Vec::new(),
             work_dir,
         })
     }

@@ -83,6 +83,18 @@ pub fn service_env(instance: &Instance, ctx: &EnvContext<'_>) -> Vec<(String, St
     {
         env.push(("SHOP_DEMO__FILE".to_owned(), demo.display().to_string()));
     }
+    if spec.name == "shipping" {
+        // A simulated carrier, so a local order goes on to SHIPPED and DELIVERED by
+        // itself (tests and admins can still step shipments by hand).
+        env.push((
+            "SHOP_CARRIER__DISPATCH_AFTER_MS".to_owned(),
+            "20000".to_owned(),
+        ));
+        env.push((
+            "SHOP_CARRIER__DELIVER_AFTER_MS".to_owned(),
+            "40000".to_owned(),
+        ));
+    }
     if NEEDS_UPSTREAMS.contains(&spec.name) {
         for upstream in SERVICES
             .iter()

@@ -96,7 +96,14 @@ pub(crate) fn spawn_service(
     let mut command = std::process::Command::new(config.bin_dir.join(spec.binary));
     command
         .current_dir(&config.work_dir)
-        .envs(service_env(&instance, &ctx));
+        .envs(service_env(&instance, &ctx))
+        .envs(
+            config
+                .extra_env
+                .iter()
+                .filter(|(service, _, _)| *service == spec.name)
+                .map(|(_, key, value)| (key, value)),
+        );
     if spec.data.is_none() {
         // Not even one inherited from the launcher's environment.
         command.env_remove("SHOP_DATABASE_URL");
