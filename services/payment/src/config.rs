@@ -74,7 +74,7 @@ mod tests {
         let settings = Settings::default();
         assert!(settings.check().is_ok());
         assert_eq!(settings.service.http.port, 8085);
-        assert_eq!(settings.processor.timeout_ms, 10_000);
+        assert_eq!(settings.processor.timeout_ms, 20_000);
         assert_eq!(settings.processor.hang_ms, 30_000);
     }
 

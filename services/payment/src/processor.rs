@@ -58,7 +58,10 @@ pub struct ProcessorSettings {
 impl Default for ProcessorSettings {
     fn default() -> Self {
         Self {
-            timeout_ms: 10_000,
+            // Longer than the order's payment deadline (15 s by default): the checkout
+            // gives up first, cancels with TIMEOUT and voids, which is the story
+            // `tok_timeout` tells; this deadline only bounds a caller that never does.
+            timeout_ms: 20_000,
             hang_ms: 30_000,
             latency_ms: 0,
             max_in_flight: 256,
