@@ -7,8 +7,10 @@
 
 mod catalog_flow;
 mod catalog_instances;
+mod checkout;
 mod gateway;
 mod health;
+mod traces;
 mod user_flow;
 
 use std::future::Future;
@@ -101,6 +103,37 @@ async fn start() -> anyhow::Result<Stack> {
     let _ = std::fs::remove_file(&log);
     let mut config = StackConfig::ephemeral(&data_dir, bin_dir, shop_e2e::repo_root())?;
     config.log.file = Some(log);
+    // Short saga deadlines and a fast carrier, so the checkout's outcomes (a timeout,
+    // a delivery) are seen in seconds; the processor's own deadline stays longer than
+    // the order's, as in production.
+    let env = |service: &'static str, name: &str, value: &str| {
+        (service, name.to_owned(), value.to_owned())
+    };
+    // Every process exports its spans to the trace test's receiver, in small batches.
+    let otlp = traces::start_receiver()?;
+    let mut extra_env: Vec<(&'static str, String, String)> = Vec::new();
+    for service in shop_topology::SERVICES {
+        extra_env.push((
+            service.name,
+            "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+            otlp.clone(),
+        ));
+        extra_env.push((
+            service.name,
+            "OTEL_BSP_SCHEDULE_DELAY".to_owned(),
+            "200".to_owned(),
+        ));
+    }
+    config.extra_env = extra_env;
+    config.extra_env.extend([
+        env("order", "SHOP_SAGA__PAYMENT_TIMEOUT_MS", "6000"),
+        env("order", "SHOP_SAGA__RESERVE_TIMEOUT_MS", "15000"),
+        env("order", "SHOP_SAGA__DEADLINE_CHECK_EVERY_MS", "200"),
+        env("payment", "SHOP_PROCESSOR__TIMEOUT_MS", "20000"),
+        env("shipping", "SHOP_CARRIER__DISPATCH_AFTER_MS", "300"),
+        env("shipping", "SHOP_CARRIER__DELIVER_AFTER_MS", "600"),
+        env("shipping", "SHOP_CARRIER__EVERY_MS", "100"),
+    ]);
     Stack::start(config).await
 }
 

@@ -1,19 +1,40 @@
-//! The order service: orders, the checkout saga coordinator and idempotent placement.
+//! The order service: orders, idempotent placement priced by the catalog, and the
+//! checkout saga's coordinator.
 //!
-//! Not built out yet (see its README): it runs on the service chassis with no business
-//! routes, so it already connects to its own `orders` schema and to NATS, owns the
-//! stream of its event context, and serves the operational surface (`/healthz`,
-//! `/readyz`, `/metrics`, `/openapi.json`, `/docs`). The launcher, the e2e tests and
-//! the deployment manifests treat it as the real process it will become.
+//! It owns the `orders` schema and the `ORDERS` stream. A placement
+//! (`POST /api/v1/orders`, with an `Idempotency-Key`) asks the catalog for current
+//! prices over REST (`crate::catalog`: timeout, retries, a circuit breaker per
+//! instance), then stores the order `PENDING` and sends the first command of the saga
+//! through the outbox, in one transaction. From there the saga (`crate::saga`) moves
+//! each order on as the inventory, the payment and the shipping services answer
+//! (`crate::consumers`), with a deadline on every waiting state. See its README for
+//! the state machine, the guarantees and the settings.
 
 pub mod app;
+pub mod catalog;
+pub mod catch_up;
 pub mod config;
+pub mod consumers;
+pub mod error;
+pub mod history;
+pub mod idempotency;
+pub mod metrics;
+pub mod orders;
+pub mod pricing;
+pub mod requests;
+pub mod routes;
+pub mod saga;
+pub mod state;
 
-pub use app::build;
+pub use app::{build, build_with};
 pub use config::Settings;
 
+use shop_auth::BearerAuth;
 use shop_http::ServiceInfo;
+use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
 
 /// What it says about itself; its schema and event context are its entry in
 /// `shop_topology::SERVICES`.
@@ -21,13 +42,20 @@ pub const INFO: ServiceInfo = ServiceInfo {
     name: "order",
     title: "the shop: order service",
     version: env!("CARGO_PKG_VERSION"),
-    description: "orders, the checkout saga coordinator and idempotent placement (not built yet).",
+    description: "Orders: idempotent placement priced by the catalog, and the checkout saga \
+                  (orchestration) that reserves stock, takes payment and follows the shipment.",
 };
 
-/// Every business route, with its documentation: none yet (they will live in
-/// `routes/<resource>.rs`).
-pub fn api() -> OpenApiRouter {
-    OpenApiRouter::new()
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    modifiers(&BearerAuth),
+    tags((name = "orders", description = "Placement (idempotent), an order with its saga history, the listing, cancellation."))
+)]
+struct ApiDoc;
+
+/// Every business route, with its documentation.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(routes::orders::router())
 }
 
 /// The OpenAPI document alone (for `shop-order openapi` and the gateway's docs).
