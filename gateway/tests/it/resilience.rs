@@ -168,7 +168,9 @@ async fn an_instance_killed_under_load_costs_no_failed_get_and_gets_traffic_agai
     let file = GatewayFile::new(&one_route(
         "svc",
         "retries = 2",
-        "[upstreams.svc]\nhealth_interval_ms = 100\nhealth_timeout_ms = 100\nunhealthy_after = 1\nhealthy_after = 1\n",
+        // Every request that met the dead instance is retried: this test is about the
+        // failover, the budget's limit is the storm test's.
+        "[retry_budget]\nratio = 1.0\nmin_per_second = 1000\n[upstreams.svc]\nhealth_interval_ms = 100\nhealth_timeout_ms = 100\nunhealthy_after = 1\nhealthy_after = 1\n",
     ));
     let gateway = Arc::new(
         spawn_gateway_on(
