@@ -51,6 +51,7 @@ test:
 bench:
 	bench/run
 	LOAD=$(TARGET_DIR)/release/load bench/catalog
+	BIN=$(TARGET_DIR)/release bench/gateway
 
 lint:
 	$(CARGO) fmt --all -- --check
