@@ -22,6 +22,8 @@ pub struct RouteLabel(pub std::sync::Arc<str>);
 pub const REQUEST_ID: &str = "x-request-id";
 
 const DURATION: &str = "http_server_request_duration_seconds";
+/// How often the histograms' pending samples are folded in when nobody scrapes.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 const REQUESTS: &str = "http_server_requests_total";
 
 /// The process-wide Prometheus recorder; installed on first use so that several apps
@@ -39,6 +41,17 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder may already be installed (e.g. by a test); ours still renders.
         let _ = metrics::set_global_recorder(recorder);
+        // Histograms keep their samples until drained: a scrape drains them, and so does
+        // this, so a process nobody scrapes does not grow by every request it serves.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
         handle
     })
 }
