@@ -31,6 +31,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 use shop_http::HttpSettings;
+use shop_http::server::{AcceptBackoff, is_connection_error};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -279,39 +280,6 @@ async fn serve_connection(
     }
 }
 
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    )
-}
-
-/// The pause after each failed accept, as in `shop_http`: doubling from 10 ms up to a
-/// second, back to the start after a success.
-#[derive(Debug, Default)]
-struct AcceptBackoff {
-    failures: u32,
-}
-
-impl AcceptBackoff {
-    const FIRST: Duration = Duration::from_millis(10);
-    const CAP: Duration = Duration::from_secs(1);
-
-    fn next_pause(&mut self) -> Duration {
-        let pause = Self::FIRST
-            .saturating_mul(1 << self.failures.min(16))
-            .min(Self::CAP);
-        self.failures = self.failures.saturating_add(1);
-        pause
-    }
-
-    fn reset(&mut self) {
-        self.failures = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,14 +325,5 @@ mod tests {
                 .to_string()
                 .contains("handshake_timeout_ms")
         );
-    }
-
-    #[test]
-    fn accept_errors_back_off_doubling_up_to_a_cap_and_start_over_after_a_success() {
-        let mut backoff = AcceptBackoff::default();
-        let pauses: Vec<_> = (0..9).map(|_| backoff.next_pause().as_millis()).collect();
-        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
-        backoff.reset();
-        assert_eq!(backoff.next_pause(), AcceptBackoff::FIRST);
     }
 }

@@ -274,7 +274,9 @@ pub async fn serve_with(
     Ok(())
 }
 
-fn is_connection_error(e: &io::Error) -> bool {
+/// An accept error that is the client's doing (it gave up before we got to it), not
+/// ours: the accept loop goes on at once. Shared with the gateway's TLS accept loop.
+pub fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionRefused
@@ -284,17 +286,17 @@ fn is_connection_error(e: &io::Error) -> bool {
 }
 
 /// The pause after each failed accept: doubling from 10 ms up to one second, back to
-/// the start after a success.
+/// the start after a success. Shared with the gateway's TLS accept loop.
 #[derive(Debug, Default)]
-struct AcceptBackoff {
+pub struct AcceptBackoff {
     failures: u32,
 }
 
 impl AcceptBackoff {
-    const FIRST: Duration = Duration::from_millis(10);
-    const CAP: Duration = Duration::from_secs(1);
+    pub const FIRST: Duration = Duration::from_millis(10);
+    pub const CAP: Duration = Duration::from_secs(1);
 
-    fn next_pause(&mut self) -> Duration {
+    pub fn next_pause(&mut self) -> Duration {
         let pause = Self::FIRST
             .saturating_mul(1 << self.failures.min(16))
             .min(Self::CAP);
@@ -302,7 +304,7 @@ impl AcceptBackoff {
         pause
     }
 
-    fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.failures = 0;
     }
 }
