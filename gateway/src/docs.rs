@@ -52,14 +52,41 @@ pub fn service_of(file: &str) -> Option<&str> {
     file.strip_suffix(".json").filter(|s| !s.is_empty())
 }
 
-/// The Swagger UI at `/docs`, listing `/openapi/{service}.json` for each service. The
-/// specs are not embedded: the UI fetches them from the gateway, so it shows them as
-/// they are now.
+/// The Swagger UI at `/docs`, listing `/openapi/{service}.json` for each service, then
+/// the gateway's own `/openapi.json` (the routes it answers itself, the order details
+/// aggregate among them). The specs are not embedded: the UI fetches them from the
+/// gateway, so it shows them as they are now.
 pub fn swagger_ui(services: &[String]) -> Router {
-    let urls: Vec<Url<'static>> = services.iter().map(|s| Url::from(spec_path(s))).collect();
+    let urls: Vec<Url<'static>> = services
+        .iter()
+        .map(|s| Url::from(spec_path(s)))
+        .chain([Url::from("/openapi.json")])
+        .collect();
     // No validator: it would send the specs to swagger.io, and the CSP blocks it anyway.
     let config = Config::new(urls).validator_url("none");
     SwaggerUi::new(DOCS_PATH).config(config).into()
+}
+
+/// The migration guides the services' deprecated versions link to (`Link: <...>;
+/// rel="deprecation"`, RFC 9745), served by the portal as the repository has them.
+const GUIDES: &[(&str, &str)] = &[(
+    "/docs/payments-v1-to-v2.md",
+    include_str!("../../docs/payments-v1-to-v2.md"),
+)];
+
+/// The routes serving [`GUIDES`] as `text/markdown`.
+pub fn guides() -> Router {
+    GUIDES.iter().fold(Router::new(), |router, &(path, text)| {
+        router.route(
+            path,
+            axum::routing::get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+                    text,
+                )
+            }),
+        )
+    })
 }
 
 /// 503: no spec has been had from the service yet.
@@ -514,11 +541,37 @@ mod tests {
             "{initializer}"
         );
         assert!(initializer.contains("\"/openapi/order.json\""));
+        assert!(
+            initializer.contains("\"/openapi.json\""),
+            "the gateway's own"
+        );
         assert!(initializer.contains("\"validatorUrl\": \"none\""));
         let (status, _) = get_text(ui.clone(), "/docs/openapi.json").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, _) = get_text(ui, "/docs").await;
         assert!(status.is_redirection());
+    }
+
+    #[tokio::test]
+    async fn the_migration_guides_are_served_as_markdown() {
+        let router = guides().merge(swagger_ui(&[]));
+        let response = router
+            .oneshot(
+                http::Request::get("/docs/payments-v1-to-v2.md")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/markdown; charset=utf-8"
+        );
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("pay_"));
     }
 
     /// The docs CSP (crate::edge::headers) allows no inline script: this checks the

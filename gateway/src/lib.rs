@@ -64,6 +64,7 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/api/v1/orders/{id}/details", get(aggregate::order_details))
         .fallback(proxy::proxy)
         .with_state(gateway.clone())
+        .merge(docs::guides())
         .merge(docs::swagger_ui(&services));
     shop_http::edge_app(Readiness::new(), routes)
         .layer(middleware::from_fn_with_state(gateway, edge_policies))
@@ -251,13 +252,26 @@ impl Application {
 
 /// The process: `shop-gateway` serves (telemetry, settings from `SHOP_*` over port
 /// 8080, until stopped); `shop-gateway apikey` prints a new API key and the hash to put
-/// in the gateway file.
+/// in the gateway file; `shop-gateway healthcheck` asks the running gateway's
+/// `/healthz` (the container's health check).
 pub async fn main() -> anyhow::Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("apikey") {
-        let (key, hash) = edge::apikeys::generate()?;
-        println!("key (give it to the consumer, once): {key}");
-        println!("key_sha256 (put it in [[consumers]]):  {hash}");
-        return Ok(());
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("apikey") => {
+            let (key, hash) = edge::apikeys::generate()?;
+            println!("key (give it to the consumer, once): {key}");
+            println!("key_sha256 (put it in [[consumers]]):  {hash}");
+            return Ok(());
+        }
+        Some("healthcheck") => {
+            let port = shop_http::probe::probe_port(Settings::default().http.port)?;
+            return shop_http::probe::healthcheck(port);
+        }
+        Some(other) => {
+            anyhow::bail!(
+                "unknown command `{other}`; shop-gateway alone serves, or: apikey, healthcheck"
+            )
+        }
     }
     let _telemetry = shop_telemetry::init(INFO.name)?;
     let settings = Settings::load()?;

@@ -312,12 +312,29 @@ impl Exchange<'_> {
         tried: &[Instance],
     ) -> Result<Response, Failure> {
         let upstream = &self.backend.upstream;
-        let lease = upstream.pick_except(tried).ok_or_else(|| Failure {
+        let mut lease = upstream.pick_except(tried).ok_or_else(|| Failure {
             response: no_instance(),
             retryable: false,
             blame_upstream: true,
             tried: None,
         })?;
+        if !lease.slot(self.time_left()).await {
+            // Every connection to the instance stayed busy for the whole deadline: an
+            // upstream that slow is the breaker's business, not the instance's alone.
+            record(
+                self.route,
+                upstream.name(),
+                lease.instance().authority.as_str(),
+                "queued",
+                std::time::Instant::now(),
+            );
+            return Err(Failure {
+                response: timed_out(self.route),
+                retryable: false,
+                blame_upstream: true,
+                tried: None,
+            });
+        }
         let uri = lease.instance().uri(&self.target).map_err(|_| Failure {
             response: Problem::bad_request("the path cannot be forwarded").into_response(),
             retryable: false,

@@ -86,10 +86,12 @@ impl Gateway {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)));
         // Pooled keep-alive connections to every instance: a request reuses an idle
-        // connection instead of paying a TCP handshake.
+        // connection instead of paying a TCP handshake. No cap on idle ones: an
+        // instance's `max_connections` already bounds how many there can be, and
+        // closing the surplus of a burst only to open it again at the next one is the
+        // churn that buries a slow instance in connects.
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
             .build(connector);
         Ok(Self {
             settings,

@@ -237,6 +237,33 @@ async fn a_customer_buys_two_products_that_are_paid_shipped_and_delivered() {
     })
     .await;
     assert_eq!(payments[0]["amount"]["value"], 2 * 4999 + 1299);
+    // v1 of payments is deprecated: its headers pass the gateway untouched, and the
+    // migration guide its Link names is served where the link points.
+    let v1 = shop
+        .client
+        .get(shop.url(&format!("/api/v1/payments?order_id={order}")))
+        .bearer_auth(&shop.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v1.status(), StatusCode::OK);
+    assert!(v1.headers().contains_key("deprecation"));
+    assert!(v1.headers().contains_key("sunset"));
+    let link = v1.headers()["link"].to_str().unwrap().to_owned();
+    let guide = link
+        .split(',')
+        .find(|l| l.contains("rel=\"deprecation\""))
+        .and_then(|l| l.split(['<', '>']).nth(1))
+        .unwrap_or_else(|| panic!("a deprecation link in {link}"));
+    let guide = shop.client.get(shop.url(guide)).send().await.unwrap();
+    assert_eq!(guide.status(), StatusCode::OK);
+    assert!(
+        guide.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/markdown")
+    );
+    assert!(guide.text().await.unwrap().contains("pay_"));
     let (_, shipments) = shop
         .get(&format!("/api/v1/shipments?order_id={order}"), &shop.token)
         .await;

@@ -25,6 +25,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tokio::sync::Semaphore;
 
 use super::{Instance, UpstreamPolicy};
 
@@ -49,6 +50,8 @@ pub(crate) struct Member {
     pub(crate) instance: Instance,
     label: String,
     pub(crate) in_flight: AtomicUsize,
+    /// One permit per request allowed in flight at once (`max_connections`).
+    pub(crate) slots: Arc<Semaphore>,
     healthy: AtomicBool,
     /// When the current ejection ends (`Clock` milliseconds); 0: not ejected.
     ejected_until: AtomicU64,
@@ -67,11 +70,12 @@ struct Ledger {
 }
 
 impl Member {
-    pub(crate) fn new(instance: Instance) -> Self {
+    pub(crate) fn new(instance: Instance, max_connections: u32) -> Self {
         Self {
             label: instance.to_string(),
             instance,
             in_flight: AtomicUsize::new(0),
+            slots: Arc::new(Semaphore::new(max_connections as usize)),
             healthy: AtomicBool::new(true),
             ejected_until: AtomicU64::new(0),
             errors: AtomicU32::new(0),

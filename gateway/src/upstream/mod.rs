@@ -16,7 +16,9 @@
 //!
 //! Metrics: `gateway_upstream_instances{upstream}` (instances known),
 //! `gateway_upstream_instance_up{upstream,instance}` (1 available, 0 not or gone) and
-//! `gateway_upstream_ejections_total{upstream,instance}`.
+//! `gateway_upstream_ejections_total{upstream,instance}`,
+//! `gateway_upstream_queued_total{upstream}` (requests that waited for a free slot of
+//! an instance's `max_connections`).
 
 mod balance;
 mod health;
@@ -34,7 +36,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use anyhow::Context as _;
-use tokio::sync::watch;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, TryAcquireError, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::MissedTickBehavior;
 
@@ -172,6 +176,7 @@ impl Upstream {
         Some(Lease {
             upstream: Arc::clone(self),
             member: Arc::clone(chosen),
+            slot: None,
         })
     }
 
@@ -253,7 +258,7 @@ impl Upstream {
                     return Arc::clone(known);
                 }
                 tracing::info!(upstream = %self.name, %instance, "instance added");
-                let member = Arc::new(Member::new(instance));
+                let member = Arc::new(Member::new(instance, self.policy.max_connections));
                 member.publish(&self.name, now);
                 member
             })
@@ -360,6 +365,8 @@ async fn run(weak: Weak<Upstream>, mut stop: watch::Receiver<()>) {
 pub struct Lease {
     upstream: Arc<Upstream>,
     member: Arc<Member>,
+    /// One of the instance's `max_connections` slots, once [`Lease::slot`] got it.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Lease {
@@ -369,6 +376,30 @@ impl Lease {
 
     pub fn upstream(&self) -> &str {
         &self.upstream.name
+    }
+
+    /// Waits, at most `within`, for one of the instance's `max_connections` slots,
+    /// which the lease then holds until dropped; `false` if none came free in time.
+    /// Waiting requests count as in flight, so the balancer sends new ones elsewhere.
+    pub async fn slot(&mut self, within: Duration) -> bool {
+        if self.slot.is_some() {
+            return true;
+        }
+        let slots = Arc::clone(&self.member.slots);
+        let permit = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return false,
+            Err(TryAcquireError::NoPermits) => {
+                metrics::counter!("gateway_upstream_queued_total", "upstream" => self.upstream.name.clone())
+                    .increment(1);
+                match tokio::time::timeout(within, slots.acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) | Err(_) => return false,
+                }
+            }
+        };
+        self.slot = Some(permit);
+        true
     }
 
     /// How the request went; a failure streak of `eject_after` ejects the instance.

@@ -53,6 +53,12 @@ pub struct UpstreamPolicy {
     pub max_ejected_percent: u8,
     /// Time between two DNS lookups of a `dns://` upstream (default 5000).
     pub dns_refresh_ms: u64,
+    /// The most requests (so HTTP/1.1 connections) in flight to one instance at once
+    /// (default 128). Further requests wait for one to finish, within their route's
+    /// timeout, instead of opening ever more connections to an instance that is
+    /// already slow: a burst queues at the gateway, the pool of kept-alive
+    /// connections stays the same size, and the instance is not buried in connects.
+    pub max_connections: u32,
 }
 
 impl Default for UpstreamPolicy {
@@ -69,6 +75,7 @@ impl Default for UpstreamPolicy {
             max_ejection_ms: 60_000,
             max_ejected_percent: 50,
             dns_refresh_ms: 5000,
+            max_connections: 128,
         }
     }
 }
@@ -88,6 +95,7 @@ impl UpstreamPolicy {
         "max_ejection_ms",
         "max_ejected_percent",
         "dns_refresh_ms",
+        "max_connections",
     ];
 
     /// Refuses values that cannot work, naming the field.
@@ -107,6 +115,7 @@ impl UpstreamPolicy {
             ("eject_after", self.eject_after.into()),
             ("ejection_ms", self.ejection_ms),
             ("dns_refresh_ms", self.dns_refresh_ms),
+            ("max_connections", self.max_connections.into()),
         ] {
             ensure!(value > 0, "{field}: must be at least 1");
         }
@@ -117,6 +126,11 @@ impl UpstreamPolicy {
                 self.ejection_ms
             );
         }
+        ensure!(
+            self.max_connections as usize <= tokio::sync::Semaphore::MAX_PERMITS,
+            "max_connections: {} is too many",
+            self.max_connections
+        );
         ensure!(
             self.max_ejected_percent <= 100,
             "max_ejected_percent: {} is more than 100",
@@ -189,6 +203,7 @@ mod tests {
             "max_ejection_ms": 1,
             "max_ejected_percent": 1,
             "dns_refresh_ms": 1,
+            "max_connections": 1,
         });
         let keys: Vec<&str> = sample
             .as_object()

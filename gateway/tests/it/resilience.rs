@@ -232,3 +232,134 @@ async fn an_instance_killed_under_load_costs_no_failed_get_and_gets_traffic_agai
         ok.load(Ordering::SeqCst)
     );
 }
+
+/// An upstream that holds every request but its health checks until the test opens
+/// its gate, and counts the most it held at once.
+struct Holding {
+    url: String,
+    open: tokio::sync::watch::Sender<bool>,
+    peak: Arc<AtomicUsize>,
+}
+
+impl Holding {
+    async fn start() -> Self {
+        let (open, gate) = tokio::sync::watch::channel(false);
+        let peak = Arc::new(AtomicUsize::new(0));
+        let held = Arc::new(AtomicUsize::new(0));
+        let counted = peak.clone();
+        let app = axum::Router::new()
+            .route("/readyz", axum::routing::get(|| async { "ready" }))
+            .fallback(move || {
+                let (mut gate, held, peak) = (gate.clone(), held.clone(), counted.clone());
+                async move {
+                    let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    let _ = gate.wait_for(|open| *open).await;
+                    held.fetch_sub(1, Ordering::SeqCst);
+                    "done"
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, open, peak }
+    }
+}
+
+#[tokio::test]
+async fn requests_beyond_an_instances_max_connections_wait_at_the_gateway_then_all_succeed() {
+    let upstream = Holding::start().await;
+    let file = GatewayFile::new(
+        "[[routes]]\nname = \"things\"\nprefix = \"/api/v1/things\"\nupstream = \"svc\"\n\
+         policy = \"public\"\ntimeout_ms = 30000\n\
+         [upstreams.svc]\nhealth_interval_ms = 60000\nmax_connections = 2\n",
+    );
+    let gateway = spawn_gateway_on(&file, &[("svc", upstream.url.clone())], |_| {}).await;
+    let gateway = Arc::new(gateway);
+    let requests: Vec<_> = (0..6)
+        .map(|_| {
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                let response = gateway
+                    .client
+                    .get(gateway.url("/api/v1/things"))
+                    .send()
+                    .await
+                    .unwrap();
+                response.status()
+            })
+        })
+        .collect();
+    // All six are at the gateway (two sent upstream, four waiting for a slot).
+    eventually(Duration::from_secs(10), "six requests in flight", || {
+        let gateway = gateway.clone();
+        async move {
+            gateway.handle.snapshot().backends["svc"]
+                .upstream
+                .statuses()
+                .iter()
+                .map(|s| s.in_flight)
+                .sum::<usize>()
+                == 6
+        }
+    })
+    .await;
+    assert_eq!(
+        upstream.peak.load(Ordering::SeqCst),
+        2,
+        "only two reached it"
+    );
+    upstream.open.send_replace(true);
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    assert_eq!(upstream.peak.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_request_that_waits_for_a_slot_past_its_routes_timeout_gets_504() {
+    let upstream = Holding::start().await;
+    // Two routes to one instance with a single slot: a patient request holds it, a
+    // hasty one waits for it past its own timeout.
+    let file = GatewayFile::new(
+        "[[routes]]\nname = \"patient\"\nprefix = \"/api/v1/patient\"\nupstream = \"svc\"\n\
+         policy = \"public\"\ntimeout_ms = 30000\n\
+         [[routes]]\nname = \"hasty\"\nprefix = \"/api/v1/hasty\"\nupstream = \"svc\"\n\
+         policy = \"public\"\ntimeout_ms = 300\n\
+         [upstreams.svc]\nhealth_interval_ms = 60000\nmax_connections = 1\n",
+    );
+    let gateway = Arc::new(spawn_gateway_on(&file, &[("svc", upstream.url.clone())], |_| {}).await);
+    let patient = {
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let response = gateway
+                .client
+                .get(gateway.url("/api/v1/patient"))
+                .send()
+                .await
+                .unwrap();
+            response.status()
+        })
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the patient request upstream",
+        || async { upstream.peak.load(Ordering::SeqCst) == 1 },
+    )
+    .await;
+    let hasty = gateway
+        .client
+        .get(gateway.url("/api/v1/hasty"))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(hasty, 504).await;
+    assert_eq!(body["title"], "The service did not answer in time.");
+    assert_eq!(
+        upstream.peak.load(Ordering::SeqCst),
+        1,
+        "it never went upstream"
+    );
+    upstream.open.send_replace(true);
+    assert_eq!(patient.await.unwrap(), 200);
+}

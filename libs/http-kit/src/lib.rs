@@ -6,6 +6,7 @@ pub mod config;
 pub mod health;
 pub mod json;
 pub mod observe;
+pub mod probe;
 pub mod problem;
 pub mod query;
 pub mod server;

@@ -1,6 +1,8 @@
 //! The process: `shop-<name>` serves; `shop-<name> openapi` prints the OpenAPI
 //! document (the gateway's docs portal and CI read it without starting anything);
-//! a service may add commands of its own (`shop-user keygen`).
+//! `shop-<name> healthcheck` asks the running service's `/healthz` (a container's
+//! health check, see `shop_http::probe`); a service may add commands of its own
+//! (`shop-user keygen`).
 
 use std::future::Future;
 
@@ -27,13 +29,25 @@ impl Cli {
             println!("{}", openapi().to_pretty_json()?);
             Ok(())
         };
+        let default_port = shop_topology::service(info.name).map_or(0, |s| s.default_port);
+        let healthcheck = move || {
+            let port = shop_http::probe::probe_port(default_port)?;
+            shop_http::probe::healthcheck(port)
+        };
         Self {
             name: info.name,
-            commands: vec![(
-                "openapi",
-                "print the OpenAPI document",
-                Box::new(print_openapi),
-            )],
+            commands: vec![
+                (
+                    "openapi",
+                    "print the OpenAPI document",
+                    Box::new(print_openapi),
+                ),
+                (
+                    "healthcheck",
+                    "exit 0 if the service on SHOP_PORT answers /healthz",
+                    Box::new(healthcheck),
+                ),
+            ],
         }
     }
 

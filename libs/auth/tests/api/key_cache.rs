@@ -145,3 +145,51 @@ async fn with_no_cached_keys_a_stopped_issuer_means_keys_unavailable() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn a_token_remembered_as_verified_is_refused_once_its_key_is_withdrawn() {
+    let old = TestKey::generate();
+    let mut issuer = Issuer::start(jwks(&[&old])).await;
+    let verifier = Verifier::builder(issuer.url(), ISSUER, AUDIENCE)
+        .min_refresh(Duration::ZERO)
+        .build();
+    let token = old.token();
+    for _ in 0..2 {
+        verifier
+            .verify(&token)
+            .await
+            .expect("verified, then remembered");
+    }
+    let fetches = issuer.hits();
+
+    // The issuer withdraws the key: once the set without it is fetched, the token the
+    // verifier remembered is checked again, and fails.
+    let new = TestKey::generate();
+    issuer.stop().await;
+    issuer.restart(jwks(&[&new])).await;
+    verifier.refresh(true).await.unwrap();
+    assert!(issuer.hits() > fetches);
+    match verifier.verify(&token).await {
+        Err(AuthError::UnknownKey(_)) => {}
+        other => panic!("a withdrawn key's token passed: {other:?}"),
+    }
+    verifier.verify(&new.token()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tampered_copy_of_a_remembered_token_is_checked_in_full_and_refused() {
+    let key = TestKey::generate();
+    let verifier = Verifier::with_keys(&jwks(&[&key]), ISSUER, AUDIENCE);
+    let token = key.token();
+    let claims = verifier.verify(&token).await.unwrap();
+    // Same header and signature, another subject in the payload.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let other = key.token();
+    parts[1] = other.split('.').nth(1).unwrap().to_owned();
+    let forged = parts.join(".");
+    assert!(matches!(
+        verifier.verify(&forged).await,
+        Err(AuthError::Invalid(_))
+    ));
+    assert_eq!(verifier.verify(&token).await.unwrap(), claims);
+}
