@@ -10,7 +10,7 @@ PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 STACK := $(TARGET_DIR)/$(PROFILE)/stack
 
 .DEFAULT_GOAL := help
-.PHONY: help up down reset build bins test lint bench
+.PHONY: help up down reset build bins test lint bench check-deploy
 
 help:
 	@echo "make up      build, then run the whole shop here: Postgres, NATS, every service"
@@ -20,6 +20,8 @@ help:
 	@echo "make build   build every crate and test"
 	@echo "make test    every test; the integration tests start their own Postgres and NATS"
 	@echo "make lint    rustfmt check and clippy, warnings are errors"
+	@echo "make check-deploy  validate the Dockerfile, compose, k8s/ and the Prometheus/Grafana assets"
+	@echo "             (hadolint, Compose spec, kustomize + Kubernetes 1.30 schemas, promtool; no Docker needed)"
 	@echo "make bench   load tests of a running stack: user (wrk) and catalog (start it with: make up PROFILE=release)"
 
 up: bins
@@ -56,3 +58,8 @@ bench:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The deployment and observability assets, checked with real tools (installed when
+# missing): see tools/check-deploy and docs/deploy.md.
+check-deploy:
+	tools/check-deploy
