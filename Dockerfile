@@ -23,26 +23,24 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS build
-# Images are release builds with thin LTO whatever the workspace's release profile says
-# (a local profile may drop LTO to link faster); cook and build see the same settings,
-# so the cooked layer is reused.
-ENV CARGO_PROFILE_RELEASE_LTO=thin \
-    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=4 \
-    CARGO_TERM_COLOR=never
+# Images are built with the workspace's `dist` profile: release plus thin LTO (the
+# `release` profile of local runs skips LTO to link faster). Cook and build use the
+# same profile, so the cooked layer is reused.
+ENV CARGO_TERM_COLOR=never
 COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --locked --recipe-path recipe.json \
+RUN cargo chef cook --profile dist --locked --recipe-path recipe.json \
       -p shop-user -p shop-catalog -p shop-inventory -p shop-order \
       -p shop-payment -p shop-shipping -p shop-gateway -p shop-stack
 COPY . .
 # One root filesystem per binary under /out/<binary>/, so the runtime stage copies
 # exactly one: its binary, and for the gateway its default gateway file.
-RUN cargo build --release --locked --bins \
+RUN cargo build --profile dist --locked --bins \
       -p shop-user -p shop-catalog -p shop-inventory -p shop-order \
       -p shop-payment -p shop-shipping -p shop-gateway -p shop-stack \
  && for bin in shop-user shop-catalog shop-inventory shop-order shop-payment \
                shop-shipping shop-gateway stack; do \
       mkdir -p "/out/$bin/usr/local/bin" \
-      && cp "target/release/$bin" "/out/$bin/usr/local/bin/shop"; \
+      && cp "target/dist/$bin" "/out/$bin/usr/local/bin/shop"; \
     done \
  && mkdir -p /out/shop-gateway/etc/shop \
  && cp gateway/gateway.toml /out/shop-gateway/etc/shop/gateway.toml
