@@ -1,6 +1,7 @@
 # The shop's everyday commands; `make` alone lists them.
-# Needs a Rust toolchain, PostgreSQL's server binaries and nats-server
-# (Debian: apt-get install postgresql nats-server). No Docker.
+# Needs a Rust toolchain; PostgreSQL's server binaries and nats-server (and, optional,
+# Prometheus) are installed by `tools/deps` when missing (Debian/Ubuntu, root or sudo),
+# or it says what to run. No Docker.
 
 CARGO ?= cargo
 TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
@@ -10,11 +11,12 @@ PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 STACK := $(TARGET_DIR)/$(PROFILE)/stack
 
 .DEFAULT_GOAL := help
-.PHONY: help up down reset build bins test lint bench check-deploy
+.PHONY: help deps up down reset build bins test lint bench check-deploy
 
 help:
-	@echo "make up      build, then run the whole shop here: Postgres, NATS, every service"
-	@echo "             (data in .data/, Ctrl-C stops it all; SHOP_PG_PORT moves Postgres off 54329)"
+	@echo "make up      build, then run the whole shop here: Postgres, NATS, every service, Prometheus"
+	@echo "             (installs what is missing first: tools/deps; data in .data/, Ctrl-C stops it all;"
+	@echo "             SHOP_PG_PORT moves Postgres off 54329)"
 	@echo "make down    stop a running 'make up' (from another terminal)"
 	@echo "make reset   down, then delete .data/ (a fresh database next time)"
 	@echo "make build   build every crate and test"
@@ -24,7 +26,11 @@ help:
 	@echo "             (hadolint, Compose spec, kustomize + Kubernetes 1.30 schemas, promtool; no Docker needed)"
 	@echo "make bench   load tests of a running stack: user (wrk) and catalog (start it with: make up PROFILE=release)"
 
-up: bins
+# What the system must provide, checked first (and installed when it can be).
+deps:
+	tools/deps
+
+up: deps bins
 	$(STACK) up
 
 down: $(STACK)
@@ -45,6 +51,7 @@ bins:
 
 # The e2e tests run the service binaries, which `cargo test` does not build for them.
 test:
+	SHOP_DEPS_OPTIONAL=0 tools/deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 

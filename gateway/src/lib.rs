@@ -274,6 +274,9 @@ pub async fn main() -> anyhow::Result<()> {
         }
     }
     let _telemetry = shop_telemetry::init(INFO.name)?;
+    // Before anything records: the upstreams' and breakers' gauges are set while the
+    // gateway starts, and would otherwise be lost until they change.
+    shop_http::observe::prometheus();
     let settings = Settings::load()?;
     let verifier = settings.auth.verifier();
     let app = build(settings, verifier).await?;

@@ -79,6 +79,8 @@ impl Gateway {
         verifier: Verifier,
         resolver: Arc<dyn Resolve>,
     ) -> anyhow::Result<Self> {
+        // The recorder first: building the snapshot sets gauges and registers counters.
+        shop_http::observe::prometheus();
         let checked = Checked::load(&settings.gateway_file, &settings.upstreams)?;
         let snapshot = build(checked, &settings.upstreams, &resolver, None)
             .with_context(|| format!("in {}", settings.gateway_file.display()))?;
@@ -183,6 +185,7 @@ fn build(
         };
         backends.insert(name.clone(), backend);
     }
+    register_counters(&routes, &file, &backends);
     let budget = match previous {
         Some(p) if p.file.retry_budget == file.retry_budget => p.budget.clone(),
         _ => Arc::new(RetryBudget::new("gateway", &file.retry_budget)),
@@ -203,4 +206,32 @@ fn build(
         routes,
         file,
     })
+}
+
+/// The gateway's counters of rare events, each at 0 for every label set the
+/// configuration gives it, so an alert's `increase()` works before the first
+/// (and a scrape shows every name the dashboards use).
+fn register_counters(
+    routes: &RouteTable,
+    file: &GatewayFile,
+    backends: &HashMap<String, Arc<Backend>>,
+) {
+    for outcome in ["applied", "refused"] {
+        metrics::counter!("gateway_config_reloads_total", "outcome" => outcome).increment(0);
+    }
+    for route in routes.routes() {
+        metrics::counter!("gateway_retries_total", "route" => route.label.clone()).increment(0);
+        if route.canary.is_some() {
+            for track in ["stable", "canary"] {
+                metrics::counter!("gateway_release_requests_total", "route" => route.label.clone(), "track" => track)
+                    .increment(0);
+            }
+        }
+    }
+    for name in file.rate_limits.keys() {
+        metrics::counter!("gateway_rate_limited_total", "policy" => name.clone()).increment(0);
+    }
+    for name in backends.keys() {
+        metrics::counter!("gateway_upstream_queued_total", "upstream" => name.clone()).increment(0);
+    }
 }

@@ -17,7 +17,7 @@ use crate::{http, stack, stack_alone, within};
 
 const PATIENCE: Duration = Duration::from_secs(45);
 
-struct Shopper {
+pub(crate) struct Shopper {
     client: Client,
     gateway: String,
     token: String,
@@ -27,7 +27,7 @@ struct Shopper {
 }
 
 impl Shopper {
-    async fn new(stack: &Stack) -> Self {
+    pub(crate) async fn new(stack: &Stack) -> Self {
         let client = http();
         let gateway = stack.base_url("gateway");
         let email = format!("shopper-{:016x}@shop.test", fastrand::u64(..));
@@ -68,7 +68,7 @@ impl Shopper {
     }
 
     /// A product of this test's own, with `stock` units, once the inventory knows it.
-    async fn product(&self, price: i64, stock: i64) -> (String, String) {
+    pub(crate) async fn product(&self, price: i64, stock: i64) -> (String, String) {
         let sku = format!("E2E-{:010X}", fastrand::u64(..) & 0xff_ffff_ffff);
         let created = self
             .client
@@ -133,7 +133,7 @@ impl Shopper {
     }
 
     /// Places an order and returns its id.
-    async fn order(&self, items: Value, card: &str) -> String {
+    pub(crate) async fn order(&self, items: Value, card: &str) -> String {
         let key = format!("e2e-{:032x}", fastrand::u128(..));
         let response = self.place(&key, items, card).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
@@ -143,7 +143,7 @@ impl Shopper {
     }
 
     /// Waits for the order to reach `status`, and returns it.
-    async fn reaches(&self, id: &str, status: &str) -> Value {
+    pub(crate) async fn reaches(&self, id: &str, status: &str) -> Value {
         within(PATIENCE, &format!("order {id} to be {status}"), || async {
             let (_, order) = self.get(&format!("/api/v1/orders/{id}"), &self.token).await;
             (order["status"] == status).then_some(order)

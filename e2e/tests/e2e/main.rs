@@ -10,6 +10,7 @@ mod catalog_instances;
 mod checkout;
 mod gateway;
 mod health;
+mod metrics;
 mod traces;
 mod user_flow;
 

@@ -110,6 +110,15 @@ impl Member {
         self.set_gauge(upstream, self.is_available(now));
     }
 
+    /// A new instance's ejection counter, at 0 until its first ejection.
+    pub(crate) fn register(&self, upstream: &str) {
+        let labels = [
+            ("upstream", upstream.to_owned()),
+            ("instance", self.label.clone()),
+        ];
+        metrics::counter!("gateway_upstream_ejections_total", &labels).increment(0);
+    }
+
     pub(crate) fn set_gauge(&self, upstream: &str, up: bool) {
         let labels = [
             ("upstream", upstream.to_owned()),

@@ -259,6 +259,7 @@ impl Upstream {
                 }
                 tracing::info!(upstream = %self.name, %instance, "instance added");
                 let member = Arc::new(Member::new(instance, self.policy.max_connections));
+                member.register(&self.name);
                 member.publish(&self.name, now);
                 member
             })

@@ -50,6 +50,17 @@ async fn a_canary_takes_its_weight_of_traffic_and_a_rollback_takes_it_all_back()
         0,
         "weight 0: the canary is deployed but dark"
     );
+    // The release dashboard's series, per track.
+    let metrics = shop_http::observe::prometheus().render();
+    for track in ["stable", "canary"] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("gateway_release_requests_total")
+                    && l.contains(&format!("track=\"{track}\""))),
+            "gateway_release_requests_total for {track}"
+        );
+    }
     let pinned = gateway
         .client
         .get(gateway.url("/api/v1/things"))

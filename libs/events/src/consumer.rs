@@ -198,6 +198,7 @@ impl<H: EventHandler> Consumer<H> {
     /// In-flight events finish first; one still waiting for the database is handed
     /// back to the broker (NAK) for this or another replica to take up.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        metrics::consumer_started(&self.config.name);
         let kind = H::Event::TYPE;
         let stream_name = stream_of(context_of(kind))
             .ok_or_else(|| anyhow::anyhow!("no stream holds the context of {kind}"))?;

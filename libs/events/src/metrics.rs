@@ -12,6 +12,25 @@ pub const OUTBOX_PARKED_TOTAL: &str = "outbox_parked_total";
 pub const HANDLE_LAG: &str = "events_handle_lag_seconds";
 pub const WAITING_FOR_DATABASE: &str = "events_consumer_database_waits_total";
 
+/// The relay of `schema` starts: its counters exist at 0 from now on, so a rule's
+/// `increase()` works before the first rare event (a duplicate, a parked row).
+pub(crate) fn relay_started(schema: &str) {
+    metrics::counter!(PUBLISHED).increment(0);
+    metrics::counter!(PUBLISH_DUPLICATES).increment(0);
+    metrics::counter!(OUTBOX_PARKED_TOTAL, "schema" => schema.to_owned()).increment(0);
+}
+
+/// The consumer starts: its rare counters (retries, dead letters by reason, database
+/// waits) exist at 0 from now on.
+pub(crate) fn consumer_started(consumer: &str) {
+    metrics::counter!(RETRIED, "consumer" => consumer.to_owned()).increment(0);
+    for reason in ["unparseable", "unknown_type", "rejected", "exhausted"] {
+        metrics::counter!(DEAD_LETTERED, "consumer" => consumer.to_owned(), "reason" => reason)
+            .increment(0);
+    }
+    metrics::counter!(WAITING_FOR_DATABASE).increment(0);
+}
+
 pub(crate) fn published(rows: usize, duplicates: usize) {
     metrics::counter!(PUBLISHED).increment(rows as u64);
     if duplicates > 0 {

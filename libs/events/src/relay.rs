@@ -90,6 +90,7 @@ impl Relay {
 
     /// Runs until `shutdown` resolves.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        metrics::relay_started(&self.config.schema);
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(&channel(&self.config.schema)).await?;
         tokio::pin!(shutdown);

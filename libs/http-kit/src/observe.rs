@@ -34,9 +34,23 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let buckets = [
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
+        // What takes seconds to minutes: a saga (a payment deadline is 15 s, delivery
+        // comes after a minute) and an event's lag (a consumer catching up).
+        let long = [
+            0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0,
+        ];
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &buckets)
-            .expect("bucket list is not empty");
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("saga_duration_seconds".to_owned()), &long)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("events_handle_lag_seconds".to_owned()),
+                    &long,
+                )
+            })
+            .expect("bucket lists are not empty");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         // Another recorder may already be installed (e.g. by a test); ours still renders.

@@ -213,6 +213,17 @@ impl CircuitBreaker {
         let name = name.into();
         let window = Duration::from_millis(settings.window_ms.max(1));
         metrics::gauge!(STATE, "breaker" => name.clone()).set(BreakerState::Closed.gauge());
+        // At 0 from the start, so `increase()` over them works before the first
+        // rejection or transition.
+        metrics::counter!(REJECTIONS, "breaker" => name.clone()).increment(0);
+        for to in [
+            BreakerState::Closed,
+            BreakerState::HalfOpen,
+            BreakerState::Open,
+        ] {
+            metrics::counter!(TRANSITIONS, "breaker" => name.clone(), "to" => to.as_str())
+                .increment(0);
+        }
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {

@@ -110,9 +110,12 @@ impl RetryBudget {
             settings.ratio.clamp(0.0, 1.0)
         };
         let window = Duration::from_millis(settings.window_ms.max(1));
+        let name = name.into();
+        // At 0 from the start, so `increase()` over it works before the first refusal.
+        metrics::counter!(EXHAUSTED, "budget" => name.clone()).increment(0);
         Self {
             inner: Arc::new(Inner {
-                name: name.into(),
+                name,
                 ratio,
                 min_per_second: settings.min_per_second,
                 origin: now,

@@ -87,6 +87,9 @@ impl Cli {
             };
         }
         let _telemetry = shop_telemetry::init(self.name)?;
+        // Before anything records: a gauge set while the service starts (a breaker's
+        // state) would otherwise be lost until it changes.
+        shop_http::observe::prometheus();
         let app = build().await?;
         app.run_until_stopped(shop_http::shutdown_signal()).await
     }

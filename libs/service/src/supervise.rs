@@ -85,6 +85,8 @@ impl ReadinessCheck for TaskHealth {
 
 /// Runs `task` until `shutdown`, restarting it after every failure.
 pub(crate) async fn supervise(name: String, task: TaskFn, health: TaskHealth, shutdown: Shutdown) {
+    // At 0 from the start, so `increase()` over it works before the first restart.
+    metrics::counter!(TASK_RESTARTS, "task" => name.clone()).increment(0);
     let mut failures = 0u32;
     loop {
         health.up(&name);

@@ -33,6 +33,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
 /// As [`build`], with the given token verifier.
 pub async fn build_with(settings: Settings, verifier: Verifier) -> anyhow::Result<Application> {
     settings.check()?;
+    crate::metrics::register();
     let service = Service::builder(INFO, &settings.service)
         .migrations(sqlx::migrate!("../../migrations/order"))
         .with_outbox()

@@ -5,14 +5,29 @@
 //! | `orders_placed_total` | orders created (a replayed placement is not counted) |
 //! | `saga_transitions_total{from,to}` | every state change of an order |
 //! | `saga_duration_seconds{outcome}` | from placement to `CONFIRMED`, `DELIVERED` or `CANCELLED` (the outcome, lower case) |
+//! | `saga_cancellations_total{reason}` | orders cancelled, by reason (`TIMEOUT`, `PAYMENT_DECLINED`, ...), each at 0 from the start |
 //! | `orders_in_state{status}` | orders per state, counted every 15 s |
 
-use crate::orders::Status;
+use crate::orders::{CancelReason, Status};
 
 const PLACED: &str = "orders_placed_total";
 const TRANSITIONS: &str = "saga_transitions_total";
 const DURATION: &str = "saga_duration_seconds";
 const IN_STATE: &str = "orders_in_state";
+const CANCELLATIONS: &str = "saga_cancellations_total";
+
+/// Every cancellation reason's counter at 0, so `increase()` works before the first.
+pub fn register() {
+    for reason in CancelReason::ALL {
+        metrics::counter!(CANCELLATIONS, "reason" => reason.as_str()).increment(0);
+    }
+    metrics::counter!(PLACED).increment(0);
+}
+
+/// An order was cancelled for `reason`.
+pub fn cancelled(reason: CancelReason) {
+    metrics::counter!(CANCELLATIONS, "reason" => reason.as_str()).increment(1);
+}
 
 pub fn placed() {
     metrics::counter!(PLACED).increment(1);

@@ -78,6 +78,13 @@ pub enum CancelReason {
 }
 
 impl CancelReason {
+    pub const ALL: [CancelReason; 4] = [
+        CancelReason::OutOfStock,
+        CancelReason::PaymentDeclined,
+        CancelReason::Timeout,
+        CancelReason::CancelledByCustomer,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CancelReason::OutOfStock => "OUT_OF_STOCK",

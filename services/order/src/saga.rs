@@ -461,6 +461,7 @@ impl Saga {
         };
         self.outbox.enqueue(conn, cancelled).await?;
         metrics::transition(order.status, Status::Cancelled, age);
+        metrics::cancelled(reason);
         tracing::info!(order_id = %order.id, from = order.status.as_str(), reason = reason.as_str(), cause = %cause.kind, "order cancelled");
         Ok(())
     }

@@ -1,4 +1,5 @@
 //! The local launcher behind `make up`: Postgres, NATS and every service of the shop
+//! (and Prometheus, when installed)
 //! (as `shop_topology::SERVICES` lists them, as many instances of each as it says)
 //! as plain processes on this machine, their output multiplexed with a prefix per
 //! process. The e2e tests start the same stack through [`Stack::start`].
@@ -26,6 +27,7 @@ mod exits;
 mod infra;
 mod orphans;
 mod processes;
+mod prometheus;
 mod stack;
 
 pub use config::{LogConfig, Ports, StackConfig, bin_dir_of_current_exe};

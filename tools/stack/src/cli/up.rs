@@ -9,6 +9,7 @@ use super::{repo_root, report_orphans, running_launcher};
 use crate::config::{StackConfig, bin_dir_of_current_exe, every_service};
 use crate::instance::Instance;
 use crate::output::boxed;
+use crate::prometheus::{self, Prometheus};
 use crate::stack::Stack;
 
 pub(super) async fn up(only: &[&str]) -> anyhow::Result<()> {
@@ -65,23 +66,34 @@ async fn run_up(root: &Path, only: &[&str]) -> anyhow::Result<()> {
         _ = interrupt.recv() => None,
         _ = terminate.recv() => None,
     };
-    match healthy {
-        Some(Ok(())) => stack
-            .output()
-            .raw(&summary(stack.config(), root, "the shop is up")),
+    let title = match healthy {
+        Some(Ok(())) => "the shop is up",
         Some(Err(e)) => {
             stack.output().alert(&format!("{e:#}"));
-            stack.output().raw(&summary(
-                stack.config(),
-                root,
-                "the shop is up, NOT ALL HEALTHY",
-            ));
+            "the shop is up, NOT ALL HEALTHY"
         }
         None => {
             stack.stop().await;
             return Ok(());
         }
-    }
+    };
+    let prometheus_port = match std::env::var("SHOP_PROMETHEUS_PORT") {
+        Ok(port) => port
+            .parse()
+            .with_context(|| format!("SHOP_PROMETHEUS_PORT={port:?}"))?,
+        Err(_) => prometheus::DEFAULT_PORT,
+    };
+    let prometheus = Prometheus::start(
+        root,
+        &stack.config().data_dir,
+        prometheus_port,
+        stack.output(),
+    )
+    .await;
+    let prometheus_url = prometheus.as_ref().map(|p| p.url.as_str());
+    stack
+        .output()
+        .raw(&summary(stack.config(), root, title, prometheus_url));
     loop {
         tokio::select! {
             _ = interrupt.recv() => break,
@@ -91,13 +103,16 @@ async fn run_up(root: &Path, only: &[&str]) -> anyhow::Result<()> {
         }
     }
     stack.output().say("shutting down");
+    if let Some(prometheus) = prometheus {
+        prometheus.stop().await;
+    }
     stack.stop().await;
     Ok(())
 }
 
 /// The box of URLs `stack up` prints once everything answers: every instance of
 /// every service it runs.
-fn summary(config: &StackConfig, root: &Path, title: &str) -> String {
+fn summary(config: &StackConfig, root: &Path, title: &str, prometheus: Option<&str>) -> String {
     let shown = |path: &Path| {
         path.strip_prefix(root)
             .unwrap_or(path)
@@ -151,6 +166,14 @@ fn summary(config: &StackConfig, root: &Path, title: &str) -> String {
         "monitoring",
         config.nats_monitor_url()
     ));
+    lines.push(format!(
+        "{:<10} {}",
+        "prometheus",
+        prometheus.map_or_else(
+            || "not running (not installed: tools/deps installs it)".to_owned(),
+            |url| format!("{url}  (alerts: {url}/alerts)")
+        )
+    ));
     let logs = match &config.log.file {
         Some(file) => format!("this terminal, and {}", shown(file)),
         None => "this terminal".to_owned(),
@@ -173,7 +196,12 @@ mod tests {
         let root = Path::new("/repo");
         let config = StackConfig::local(root, root.join("target/debug"));
 
-        let text = summary(&config, root, "the shop is up");
+        let text = summary(
+            &config,
+            root,
+            "the shop is up",
+            Some("http://127.0.0.1:9090"),
+        );
 
         for line in [
             "catalog-1  http://127.0.0.1:8082",
@@ -182,6 +210,7 @@ mod tests {
             "gateway    http://127.0.0.1:8080",
             "postgres   postgres://postgres@127.0.0.1:54329/shop",
             "(try http://127.0.0.1:8080/api/v1/products?q=kett)",
+            "prometheus http://127.0.0.1:9090",
         ] {
             assert!(text.contains(line), "no {line:?} in\n{text}");
         }
