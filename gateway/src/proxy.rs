@@ -377,6 +377,7 @@ impl Exchange<'_> {
             Ok(Ok(answer)) => {
                 record(answer.status().as_str());
                 lease.report(Outcome::Success);
+                lease.release_slot();
                 let (mut parts, body) = answer.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 // The lease (an in-flight count for least-connections) lasts as long as

@@ -403,6 +403,13 @@ impl Lease {
         true
     }
 
+    /// Gives the slot back while the lease stays (in flight, for the balancer): once
+    /// the answer's head is in, the body streams at the client's pace, and a client
+    /// that reads slowly, or not at all, must not hold a slot other requests wait for.
+    pub fn release_slot(&mut self) {
+        self.slot = None;
+    }
+
     /// How the request went; a failure streak of `eject_after` ejects the instance.
     pub fn report(&self, outcome: Outcome) {
         self.upstream.report(&self.member, outcome);

@@ -53,11 +53,12 @@ pub struct UpstreamPolicy {
     pub max_ejected_percent: u8,
     /// Time between two DNS lookups of a `dns://` upstream (default 5000).
     pub dns_refresh_ms: u64,
-    /// The most requests (so HTTP/1.1 connections) in flight to one instance at once
-    /// (default 128). Further requests wait for one to finish, within their route's
+    /// The most requests waiting for their answer from one instance at once (default
+    /// 128). Further requests wait for one to be answered, within their route's
     /// timeout, instead of opening ever more connections to an instance that is
-    /// already slow: a burst queues at the gateway, the pool of kept-alive
-    /// connections stays the same size, and the instance is not buried in connects.
+    /// already slow: a burst queues at the gateway, and the instance is not buried in
+    /// connects. The slot is given back once the answer's head is in: a body then
+    /// streams at the client's pace, and a slow reader holds a connection, not a slot.
     pub max_connections: u32,
 }
 

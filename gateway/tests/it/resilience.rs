@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt as _;
+
 use crate::helpers::{
     GatewayFile, Mode, TestUpstream, eventually, one_route, problem, spawn_gateway_on,
 };
@@ -362,4 +364,53 @@ async fn a_request_that_waits_for_a_slot_past_its_routes_timeout_gets_504() {
     );
     upstream.open.send_replace(true);
     assert_eq!(patient.await.unwrap(), 200);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_body_does_not_hold_the_instances_slot() {
+    // One slot; an upstream whose `/api/v1/things/endless` answers at once with a body
+    // that never ends, and whose other paths answer normally.
+    let app = axum::Router::new()
+        .route("/readyz", axum::routing::get(|| async { "ready" }))
+        .route(
+            "/api/v1/things/endless",
+            axum::routing::get(|| async {
+                let first = futures::stream::once(async {
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"first chunk"))
+                });
+                axum::body::Body::from_stream(first.chain(futures::stream::pending()))
+            }),
+        )
+        .fallback(|| async { "quick" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let file = GatewayFile::new(
+        "[[routes]]\nname = \"things\"\nprefix = \"/api/v1/things\"\nupstream = \"svc\"\n\
+         policy = \"public\"\ntimeout_ms = 2000\n\
+         [upstreams.svc]\nhealth_interval_ms = 60000\nmax_connections = 1\n",
+    );
+    let gateway = spawn_gateway_on(&file, &[("svc", url)], |_| {}).await;
+
+    let endless = gateway
+        .client
+        .get(gateway.url("/api/v1/things/endless"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        endless.status(),
+        200,
+        "its head arrived; its body never ends"
+    );
+    // The endless body is held, unread, while another request goes to the instance.
+    let quick = gateway
+        .client
+        .get(gateway.url("/api/v1/things/other"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(quick.status(), 200);
+    assert_eq!(quick.text().await.unwrap(), "quick");
+    drop(endless);
 }
