@@ -21,8 +21,12 @@ use crate::{INFO, api, idempotency, metrics, orders};
 /// How often `orders_in_state` is counted.
 const COUNT_EVERY: Duration = Duration::from_secs(15);
 /// The longest the deadlines wait after a start for the answers that arrived while the
-/// service was down (see `crate::catch_up`).
-const CATCH_UP_PATIENCE: Duration = Duration::from_secs(30);
+/// service was down (see `crate::catch_up`): longer than a consumer's ack wait, since an
+/// answer the broker handed to the stopped process's last pull request comes again
+/// only once that wait is over.
+fn catch_up_patience() -> Duration {
+    crate::consumers::config("patience").ack_wait + Duration::from_secs(15)
+}
 
 /// Connects, migrates and binds, verifying tokens against the user service's JWKS.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
@@ -55,7 +59,7 @@ pub async fn build_with(settings: Settings, verifier: Verifier) -> anyhow::Resul
             (PaymentAuthorized::TYPE, payments::AUTHORIZED),
             (PaymentDeclined::TYPE, payments::DECLINED),
         ],
-        CATCH_UP_PATIENCE,
+        catch_up_patience(),
     );
     service
         .consumer(

@@ -7,7 +7,9 @@
 //! (`stock.reserved`, `.rejected`, `.expired`, `payment.authorized`, `.declined`) have
 //! nothing pending, once; from then on it runs on schedule. If they never drain (a
 //! broker that cannot be asked), it stops waiting after `patience`: a deadline enforced
-//! late is better than none.
+//! late is better than none. The patience outlasts the consumers' ack wait: an answer
+//! published just as the service stopped may have been handed to the dead process's
+//! last pull request, and counts as unacknowledged until the ack wait redelivers it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -26,8 +26,10 @@ use shop_testkit::{TestDatabase, TestIssuer};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-/// How long a test waits for something asynchronous before it fails.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+/// How long a test waits for something asynchronous before it fails: past a
+/// consumer's ack wait (30 s) and the deadlines' catch-up after a restart (45 s), since
+/// an event handed to a stopped app's last pull request is redelivered only then.
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct TestApp {
     pub address: String,
