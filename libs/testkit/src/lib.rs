@@ -14,9 +14,11 @@
 //! ```
 
 mod shared;
+mod streams;
 mod tokens;
 
 pub use shared::{
     TestDatabase, TestNats, TestPostgres, fresh_database, nats, nats_prefix, postgres,
 };
+pub use streams::stream_headers;
 pub use tokens::{TEST_ISSUER, TestIssuer};

@@ -336,33 +336,14 @@ impl TestApp {
 
     /// The reasons of the dead letters in this test's namespace, once there are `n`.
     pub async fn dead_letter_reasons(&self, n: usize) -> Vec<String> {
-        let started = Instant::now();
-        loop {
-            let mut stream = self
-                .js
-                .get_stream(self.ns.name("DEAD_LETTERS"))
-                .await
-                .unwrap();
-            let stored = stream.info().await.unwrap().state.messages;
-            if stored as usize >= n {
-                let mut reasons = Vec::new();
-                for seq in 1..=stored {
-                    let message = stream.get_raw_message(seq).await.unwrap();
-                    let reason = message
-                        .headers
-                        .get(shop_events::consumer::DEAD_LETTER_REASON)
-                        .map(|v| v.as_str().to_owned())
-                        .unwrap_or_default();
-                    reasons.push(reason);
-                }
-                return reasons;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "{stored} dead letters, expected {n}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        shop_testkit::stream_headers(
+            &self.js,
+            &self.ns.name("DEAD_LETTERS"),
+            shop_events::consumer::DEAD_LETTER_REASON,
+            n,
+            PATIENCE,
+        )
+        .await
     }
 
     /// Makes the order's deadline pass now, as if the time had gone by.
