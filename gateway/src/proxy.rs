@@ -321,12 +321,12 @@ impl Exchange<'_> {
         if !lease.slot(self.time_left()).await {
             // Every connection to the instance stayed busy for the whole deadline: an
             // upstream that slow is the breaker's business, not the instance's alone.
-            record(
+            // Counted, but no latency: it never reached the instance.
+            count(
                 self.route,
                 upstream.name(),
                 lease.instance().authority.as_str(),
                 "queued",
-                std::time::Instant::now(),
             );
             return Err(Failure {
                 response: timed_out(self.route),
@@ -444,6 +444,18 @@ fn record(
 ) {
     let elapsed = started.elapsed();
     tracing::debug!(route = %route.name, upstream, instance, outcome, upstream_ms = elapsed.as_secs_f64() * 1000.0, "proxied");
+    let labels = count(route, upstream, instance, outcome);
+    metrics::histogram!("gateway_upstream_duration_seconds", &labels[..3])
+        .record(elapsed.as_secs_f64());
+}
+
+/// Counts one upstream request by its outcome; returns the labels.
+fn count(
+    route: &Route,
+    upstream: &str,
+    instance: &str,
+    outcome: &str,
+) -> [(&'static str, String); 4] {
     let labels = [
         ("route", route.label.to_string()),
         ("upstream", upstream.to_owned()),
@@ -451,8 +463,7 @@ fn record(
         ("outcome", outcome.to_owned()),
     ];
     metrics::counter!("gateway_upstream_requests_total", &labels).increment(1);
-    metrics::histogram!("gateway_upstream_duration_seconds", &labels[..3])
-        .record(elapsed.as_secs_f64());
+    labels
 }
 
 /// `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) for this hop.
