@@ -13,10 +13,12 @@
 //! # }
 //! ```
 
+mod poll;
 mod shared;
 mod streams;
 mod tokens;
 
+pub use poll::eventually;
 pub use shared::{
     TestDatabase, TestNats, TestPostgres, fresh_database, nats, nats_prefix, postgres,
 };

@@ -3,7 +3,7 @@
 //! commands and read what it published.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
@@ -295,16 +295,12 @@ pub fn reserve_command(order_id: Uuid, lines: &[(&str, i32)], ttl_secs: u32) -> 
 }
 
 /// Polls `check` until it holds, failing the test after [`PATIENCE`].
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < PATIENCE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    shop_testkit::eventually(PATIENCE, what, check).await;
 }
 
 /// Asserts a problem+json answer and returns its body.

@@ -4,7 +4,7 @@
 //! commands and read what it published.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
@@ -316,16 +316,12 @@ pub fn authorize_command(order_id: Uuid, user_id: Uuid, token: &str) -> Authoriz
 }
 
 /// Polls `check` until it holds, failing the test after [`PATIENCE`].
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < PATIENCE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    shop_testkit::eventually(PATIENCE, what, check).await;
 }
 
 /// Asserts a problem+json answer and returns its body.
