@@ -21,8 +21,9 @@ use shop_auth::Authenticated;
 use shop_http::Problem;
 use shop_http::observe::RouteLabel;
 
+use crate::cores::CoreClient;
 use crate::edge::client::ClientKey;
-use crate::state::{Gateway, Snapshot};
+use crate::state::{Gateway, Snapshot, UpstreamClient};
 
 /// The route, for logs and metrics.
 const ROUTE: &str = "order-details";
@@ -100,11 +101,12 @@ async fn details(gateway: &Gateway, id: &str, request: Request) -> Result<Respon
     let order_path = format!("/api/v1/orders/{id}");
     let payment_path = format!("/api/v2/payments?order_id={id}");
     let shipment_path = format!("/api/v1/shipments?order_id={id}");
+    let client = CoreClient::of(&parts.extensions, gateway);
     let (order, payment, shipment) = tokio::join!(
-        fetch(gateway, &snapshot, "order", &order_path, token.as_ref()),
-        fetch(gateway, &snapshot, "payment", &payment_path, token.as_ref()),
+        fetch(client, &snapshot, "order", &order_path, token.as_ref()),
+        fetch(client, &snapshot, "payment", &payment_path, token.as_ref()),
         fetch(
-            gateway,
+            client,
             &snapshot,
             "shipping",
             &shipment_path,
@@ -157,7 +159,7 @@ async fn details(gateway: &Gateway, id: &str, request: Request) -> Result<Respon
 /// One part: GET `path` on an instance of `upstream` with the caller's token. A list
 /// answer (`[...]` or `{items: [...]}`) gives its first item.
 async fn fetch(
-    gateway: &Gateway,
+    client: &UpstreamClient,
     snapshot: &Snapshot,
     upstream: &str,
     path: &str,
@@ -190,7 +192,7 @@ async fn fetch(
     }
     shop_telemetry::inject_current_context(request.headers_mut());
     let answer = tokio::time::timeout(PART_TIMEOUT, async {
-        let response = gateway.client.request(request).await.ok()?;
+        let response = client.request(request).await.ok()?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_PART_BYTES)
             .collect()

@@ -44,6 +44,9 @@ pub struct Settings {
     /// larger one is refused with 413 (by its `Content-Length`, or when the streamed
     /// body passes the limit).
     pub max_body_bytes: u64,
+    /// `SHOP_CORES`: how many threads serve, each with its own single-threaded
+    /// runtime, connections and upstream pool (`crate::cores`); 0: one per CPU.
+    pub cores: usize,
 }
 
 impl Default for Settings {
@@ -59,6 +62,7 @@ impl Default for Settings {
             tls: TlsSettings::default(),
             auth: AuthSettings::default(),
             max_body_bytes: 1024 * 1024,
+            cores: 0,
         }
     }
 }

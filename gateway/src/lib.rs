@@ -16,6 +16,7 @@
 
 pub mod aggregate;
 pub mod config;
+pub mod cores;
 pub mod docs;
 pub mod edge;
 pub mod file;
@@ -224,29 +225,19 @@ impl Application {
         self.gateway.clone()
     }
 
-    /// Serves until `shutdown`, then drains.
+    /// Serves on `SHOP_CORES` cores (the caller's runtime and a thread per further
+    /// core, see [`cores`]) until `shutdown`, then drains.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let settings = &self.gateway.settings;
-        match self.tls {
-            Some(config) => {
-                tls::serve_tls(
-                    self.listener,
-                    self.router,
-                    config,
-                    &settings.http,
-                    settings.tls.handshake_timeout(),
-                    shutdown,
-                )
-                .await?
-            }
-            None => {
-                shop_http::serve_with(self.listener, self.router, &settings.http, shutdown).await?
-            }
-        }
-        Ok(())
+        let count = cores::count(self.gateway.settings.cores);
+        let core = cores::Core {
+            router: self.router,
+            tls: self.tls,
+            gateway: self.gateway,
+        };
+        cores::run(self.listener, count, core, shutdown).await
     }
 }
 

@@ -4,7 +4,12 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    shop_gateway::main().await
+/// The first serving core, and the background work (discovery, health checks,
+/// reloads), on this thread's single-threaded runtime; the other cores start their own
+/// (`shop_gateway::cores`).
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(shop_gateway::main())
 }

@@ -32,12 +32,13 @@ use shop_http::Problem;
 use shop_http::observe::RouteLabel;
 use tokio::time::Instant;
 
+use crate::cores::CoreClient;
 use crate::edge::apikeys::API_KEY_HEADER;
 use crate::edge::client::ClientKey;
 use crate::edge::ratelimit::Decision;
 use crate::release::{self, Track};
 use crate::routes::{Policy, Route};
-use crate::state::{Backend, Gateway, Snapshot, UpstreamBody};
+use crate::state::{Backend, Gateway, Snapshot, UpstreamBody, UpstreamClient};
 use crate::tls::Tls;
 use crate::upstream::{Instance, Outcome};
 
@@ -218,8 +219,10 @@ async fn forward(
     let replayable =
         parts.method.is_idempotent() && http_body::Body::size_hint(&body).exact() == Some(0);
     let mut body = Some(body);
+    let client = CoreClient::of(&parts.extensions, gateway);
     let mut exchange = Exchange {
         gateway,
+        client,
         route,
         backend,
         track,
@@ -278,6 +281,7 @@ async fn forward(
 /// One request's way upstream, tried once or more.
 struct Exchange<'a> {
     gateway: &'a Gateway,
+    client: &'a UpstreamClient,
     route: &'a Route,
     backend: &'a Backend,
     track: Track,
@@ -353,8 +357,7 @@ impl Exchange<'_> {
         };
 
         let started = std::time::Instant::now();
-        let outcome =
-            tokio::time::timeout(self.time_left(), self.gateway.client.request(request)).await;
+        let outcome = tokio::time::timeout(self.time_left(), self.client.request(request)).await;
         let instance = lease.instance().authority.as_str().to_owned();
         let record = |outcome: &str| {
             record(self.route, upstream.name(), &instance, outcome, started);

@@ -36,6 +36,10 @@ pub type UpstreamBody = http_body_util::combinators::UnsyncBoxBody<
     Box<dyn std::error::Error + Send + Sync>,
 >;
 
+/// The pooled client the proxy sends upstream with: one per serving core
+/// (`crate::cores`), plus the gateway's own for requests that come without one.
+pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+
 /// One upstream: its instances (discovered and health-checked) and its breaker.
 pub struct Backend {
     pub upstream: Arc<Upstream>,
@@ -61,7 +65,7 @@ pub struct Snapshot {
 pub struct Gateway {
     pub settings: Settings,
     pub verifier: Verifier,
-    pub client: Client<HttpConnector, UpstreamBody>,
+    pub client: UpstreamClient,
     pub portal: Portal,
     resolver: Arc<dyn Resolve>,
     current: ArcSwap<Snapshot>,
@@ -84,17 +88,7 @@ impl Gateway {
         let checked = Checked::load(&settings.gateway_file, &settings.upstreams)?;
         let snapshot = build(checked, &settings.upstreams, &resolver, None)
             .with_context(|| format!("in {}", settings.gateway_file.display()))?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)));
-        // Pooled keep-alive connections to every instance: a request reuses an idle
-        // connection instead of paying a TCP handshake. No cap on idle ones: an
-        // instance's `max_connections` already bounds how many there can be, and
-        // closing the surplus of a burst only to open it again at the next one is the
-        // churn that buries a slow instance in connects.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let client = upstream_client(&settings);
         Ok(Self {
             settings,
             verifier,
@@ -104,6 +98,12 @@ impl Gateway {
             current: ArcSwap::from_pointee(snapshot),
             reloading: Mutex::new(None),
         })
+    }
+
+    /// A new pooled client to the upstreams, with no connection yet: a serving core
+    /// makes its own, so its connections live on its runtime.
+    pub fn upstream_client(&self) -> UpstreamClient {
+        upstream_client(&self.settings)
     }
 
     /// The configuration in force, for one request.
@@ -145,6 +145,20 @@ impl Gateway {
     pub fn backend(&self, name: &str) -> Option<Arc<Backend>> {
         self.snapshot().backends.get(name).cloned()
     }
+}
+
+/// Pooled keep-alive connections to every instance: a request reuses an idle connection
+/// instead of paying a TCP handshake. No cap on idle ones: an instance's
+/// `max_connections` already bounds how many there can be, and closing the surplus of a
+/// burst only to open it again at the next one is the churn that buries a slow instance
+/// in connects.
+fn upstream_client(settings: &Settings) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
 }
 
 /// Builds a snapshot, reusing the backends of `previous` whose definition is unchanged.

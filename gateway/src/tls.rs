@@ -30,9 +30,9 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
-use shop_http::HttpSettings;
 use shop_http::server::{AcceptBackoff, is_connection_error};
-use tokio::net::{TcpListener, TcpStream};
+use shop_http::{Accept, HttpSettings};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceBuilder;
@@ -157,7 +157,7 @@ struct Shared {
 /// `header_read_timeout_ms` is read; it also paces HTTP/2 keep-alive pings, which
 /// close a connection whose peer has gone.
 pub async fn serve_tls(
-    listener: TcpListener,
+    mut listener: impl Accept,
     router: Router,
     config: Arc<ServerConfig>,
     http: &HttpSettings,

@@ -5,6 +5,7 @@
 //! the edge policies, TLS and the docs portal.
 
 mod aggregate;
+mod cores;
 mod discovery;
 mod edge;
 mod helpers;

@@ -16,5 +16,5 @@ pub use json::{Json, Valid, Validate};
 pub use problem::{FieldError, Problem};
 pub use query::Query;
 pub use server::{
-    HttpSettings, ServiceInfo, app, bind, edge_app, run, serve, serve_with, shutdown_signal,
+    Accept, HttpSettings, ServiceInfo, app, bind, edge_app, run, serve, serve_with, shutdown_signal,
 };

@@ -7,6 +7,7 @@
 //! descriptor) for as long as it likes, and enough of them starve the process.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use axum::{Extension, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::{Layer as _, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -196,12 +197,31 @@ pub async fn serve(
     serve_with(listener, router, &HttpSettings::on_port(0), shutdown).await
 }
 
+/// Where a server's connections come from: a [`TcpListener`], or connections that an
+/// acceptor on another thread hands over (the gateway's thread-per-core serving).
+pub trait Accept: Send {
+    /// The next connection and its peer's address.
+    fn accept(&mut self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send;
+    /// The address clients connect to.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+impl Accept for TcpListener {
+    fn accept(&mut self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send {
+        TcpListener::accept(self)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpListener::local_addr(self)
+    }
+}
+
 /// Serves HTTP/1.1 until `shutdown` resolves, then stops accepting, lets in-flight
 /// requests finish and closes idle connections. Handlers can extract
 /// `ConnectInfo<SocketAddr>`. Of `settings`, only the connection options are read
 /// (`header_read_timeout_ms`); the address is the listener's.
 pub async fn serve_with(
-    listener: TcpListener,
+    mut listener: impl Accept,
     router: Router,
     settings: &HttpSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
