@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt as _, Empty, LengthLimitError, Limited};
+use metrics::SharedString;
 use shop_auth::{Authenticated, Role};
 use shop_http::Problem;
 use shop_http::observe::RouteLabel;
@@ -43,41 +44,44 @@ use crate::tls::Tls;
 use crate::upstream::{Instance, Outcome};
 
 /// Headers that describe one connection, not the message: never forwarded (RFC 9110
-/// 7.6.1), nor any header the `Connection` header names.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// 7.6.1), nor any header the `Connection` header names. Names, not strings, so that
+/// removing them parses nothing on every request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Set by the gateway only; a client's own values are dropped.
-const FORWARDING: [&str; 7] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "traceparent",
-    "tracestate",
-    "baggage",
+const FORWARDING: [HeaderName; 7] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+    HeaderName::from_static("baggage"),
 ];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -206,7 +210,7 @@ async fn forward(
     });
     let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers);
-    for name in FORWARDING {
+    for name in &FORWARDING {
         headers.remove(name);
     }
     headers.remove(API_KEY_HEADER);
@@ -458,41 +462,75 @@ fn count(
     upstream: &str,
     instance: &str,
     outcome: &str,
-) -> [(&'static str, String); 4] {
+) -> [(&'static str, SharedString); 4] {
     let labels = [
-        ("route", route.label.to_string()),
-        ("upstream", upstream.to_owned()),
-        ("instance", instance.to_owned()),
-        ("outcome", outcome.to_owned()),
+        ("route", SharedString::from(route.label.clone())),
+        ("upstream", SharedString::from(upstream.to_owned())),
+        ("instance", SharedString::from(instance.to_owned())),
+        ("outcome", outcome_label(outcome)),
     ];
     metrics::counter!("gateway_upstream_requests_total", &labels).increment(1);
     labels
 }
 
+/// The common outcomes as static strings: no allocation for the label of most requests.
+fn outcome_label(outcome: &str) -> SharedString {
+    const COMMON: [&str; 18] = [
+        "200",
+        "201",
+        "202",
+        "204",
+        "304",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "422",
+        "429",
+        "500",
+        "502",
+        "503",
+        "504",
+        "unreachable",
+        "timeout",
+    ];
+    match COMMON.iter().find(|common| **common == outcome) {
+        Some(common) => SharedString::const_str(common),
+        None => SharedString::from(outcome.to_owned()),
+    }
+}
+
 /// `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) for this hop.
 fn set_forwarding(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<&HeaderValue>) {
-    let ip = peer.to_string();
+    use std::fmt::Write as _;
     let proto = if tls { "https" } else { "http" };
-    let node = if peer.is_ipv6() {
-        format!("\"[{ip}]\"")
-    } else {
-        ip.clone()
+    // `for=` and, after it, the bare address for `X-Forwarded-For`: one buffer.
+    let mut forwarded = String::with_capacity(96);
+    let _ = match peer {
+        IpAddr::V4(v4) => write!(forwarded, "for={v4}"),
+        IpAddr::V6(v6) => write!(forwarded, "for=\"[{v6}]\""),
     };
-    let mut forwarded = format!("for={node};proto={proto}");
-    if let Ok(value) = HeaderValue::from_str(&ip) {
-        headers.insert("x-forwarded-for", value);
+    let address = match peer {
+        IpAddr::V4(_) => &forwarded["for=".len()..],
+        IpAddr::V6(_) => &forwarded["for=\"[".len()..forwarded.len() - "]\"".len()],
+    };
+    if let Ok(value) = HeaderValue::from_str(address) {
+        headers.insert(FORWARDING[1].clone(), value);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    forwarded.push_str(";proto=");
+    forwarded.push_str(proto);
+    headers.insert(FORWARDING[2].clone(), HeaderValue::from_static(proto));
     if let Some(host) = host {
-        headers.insert("x-forwarded-host", host.clone());
+        headers.insert(FORWARDING[3].clone(), host.clone());
         if let Ok(h) = host.to_str()
             && h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
         {
-            forwarded.push_str(&format!(";host=\"{h}\""));
+            let _ = write!(forwarded, ";host=\"{h}\"");
         }
     }
     if let Ok(value) = HeaderValue::from_str(&forwarded) {
-        headers.insert("forwarded", value);
+        headers.insert(header::FORWARDED, value);
     }
 }
 
@@ -574,4 +612,56 @@ fn timed_out(route: &Route) -> Response {
     )
     .with_detail(format!("no answer within {} ms", route.timeout.as_millis()))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(peer: &str, tls: bool, host: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let host = host.map(HeaderValue::from_str).transpose().unwrap();
+        set_forwarding(&mut headers, peer.parse().unwrap(), tls, host.as_ref());
+        headers
+    }
+
+    #[test]
+    fn an_ipv4_client_is_named_bare_in_both_forms_with_protocol_and_host() {
+        let headers = forwarded("192.0.2.7", false, Some("shop.example"));
+        assert_eq!(headers["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-host"], "shop.example");
+        assert_eq!(
+            headers["forwarded"],
+            "for=192.0.2.7;proto=http;host=\"shop.example\""
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_bracketed_and_quoted_in_forwarded_only() {
+        let headers = forwarded("2001:db8::1", true, None);
+        assert_eq!(headers["x-forwarded-for"], "2001:db8::1");
+        assert_eq!(headers["forwarded"], "for=\"[2001:db8::1]\";proto=https");
+        assert!(!headers.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn a_host_that_cannot_be_quoted_stays_out_of_forwarded() {
+        let headers = forwarded("192.0.2.7", false, Some("a\"b"));
+        assert_eq!(headers["x-forwarded-host"], "a\"b");
+        assert_eq!(headers["forwarded"], "for=192.0.2.7;proto=http");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_stripped() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", HeaderValue::from_static("keep-alive, x-hop"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert("x-hop", HeaderValue::from_static("1"));
+        headers.insert("te", HeaderValue::from_static("trailers"));
+        headers.insert("x-end-to-end", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["x-end-to-end"]);
+    }
 }

@@ -6,9 +6,10 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::SharedString;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument as _;
 
@@ -81,53 +82,65 @@ pub(crate) async fn metrics_endpoint() -> impl IntoResponse {
 }
 
 /// Wraps every request: span, log line, metrics.
+///
+/// The span's fields, the trace context and the trace-id header are only worked out
+/// when the span is enabled (`RUST_LOG` at `info` for it): below that a request costs
+/// its metrics alone, whose labels are static or shared strings for the common cases.
 pub(crate) async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let mut route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
     let span = tracing::info_span!(
         "http.request",
         otel.name = tracing::field::Empty,
         otel.kind = "server",
         http.request.method = %method,
         http.route = tracing::field::Empty,
-        request_id = %request_id,
+        request_id = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
     );
-    span.record("otel.name", format!("{method} {route}"));
-    if route != "unmatched" {
-        span.record("http.route", route.as_str());
+    let traced = !span.is_disabled();
+    if traced {
+        let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+        span.record("otel.name", format!("{method} {route}"));
+        if matched.is_some() {
+            span.record("http.route", route);
+        }
+        if let Some(id) = request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+        {
+            span.record("request_id", id);
+        }
+        shop_telemetry::set_parent_from_headers(&span, request.headers());
     }
-    shop_telemetry::set_parent_from_headers(&span, request.headers());
 
     let mut response = next.run(request).instrument(span.clone()).await;
-    if let Some(RouteLabel(label)) = response.extensions().get::<RouteLabel>() {
-        route = label.to_string();
-        span.record("otel.name", format!("{method} {route}"));
-        span.record("http.route", route.as_str());
-    }
-
-    let status = response.status().as_u16();
+    let label = response.extensions().get::<RouteLabel>().cloned();
+    let route = match (&label, &matched) {
+        (Some(RouteLabel(label)), _) => label,
+        (None, Some(matched)) => matched.as_str(),
+        (None, None) => "unmatched",
+    };
+    let status = response.status();
     let elapsed = started.elapsed();
-    span.record("http.response.status_code", status);
-    if let Some(value) = span
-        .in_scope(shop_telemetry::current_trace_id)
-        .and_then(|id| HeaderValue::from_str(&id).ok())
-    {
-        response.headers_mut().insert("x-trace-id", value);
+    if traced {
+        if label.is_some() {
+            span.record("otel.name", format!("{method} {route}"));
+            span.record("http.route", route);
+        }
+        span.record("http.response.status_code", status.as_u16());
+        if let Some(value) = span
+            .in_scope(shop_telemetry::current_trace_id)
+            .and_then(|id| HeaderValue::from_str(&id).ok())
+        {
+            response.headers_mut().insert("x-trace-id", value);
+        }
     }
     let is_probe = route == "/healthz" || route == "/readyz" || route == "/metrics";
     span.in_scope(|| {
+        let status = status.as_u16();
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         if status >= 500 {
             tracing::error!(status, latency_ms, "request failed");
@@ -138,12 +151,46 @@ pub(crate) async fn observe(request: Request, next: Next) -> Response {
         }
     });
 
+    let route = match label {
+        Some(RouteLabel(label)) => SharedString::from(label),
+        None => SharedString::from(route.to_owned()),
+    };
     let labels = [
-        ("method", method.to_string()),
+        ("method", method_label(&method)),
         ("route", route),
-        ("status", status.to_string()),
+        ("status", status_label(status)),
     ];
     metrics::counter!(REQUESTS, &labels).increment(1);
     metrics::histogram!(DURATION, &labels).record(elapsed.as_secs_f64());
     response
+}
+
+/// A method as a metric label: the standard ones without allocating.
+fn method_label(method: &Method) -> SharedString {
+    const STANDARD: [(Method, &str); 7] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+    ];
+    match STANDARD.iter().find(|(standard, _)| standard == method) {
+        Some((_, name)) => SharedString::const_str(name),
+        None => SharedString::from(method.as_str().to_owned()),
+    }
+}
+
+/// A status as a metric label: the common ones without allocating.
+fn status_label(status: StatusCode) -> SharedString {
+    const COMMON: [&str; 20] = [
+        "200", "201", "202", "204", "301", "302", "304", "400", "401", "403", "404", "405", "409",
+        "413", "422", "429", "500", "502", "503", "504",
+    ];
+    let code = status.as_str();
+    match COMMON.iter().find(|common| **common == code) {
+        Some(common) => SharedString::const_str(common),
+        None => SharedString::from(code.to_owned()),
+    }
 }
