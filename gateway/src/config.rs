@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use shop_auth::AuthSettings;
 use shop_http::HttpSettings;
+use shop_http::client_ip::TrustedProxy;
 
 use crate::tls::TlsSettings;
 
@@ -47,6 +48,12 @@ pub struct Settings {
     /// `SHOP_CORES`: how many threads serve, each with its own single-threaded
     /// runtime, connections and upstream pool (`crate::cores`); 0: one per CPU.
     pub cores: usize,
+    /// `SHOP_TRUSTED_PROXIES`: proxies in front of the gateway (addresses or CIDR
+    /// ranges, e.g. `[10.0.0.0/8]` for an Ingress controller's pods) whose
+    /// `X-Forwarded-For`, `-Proto` and `-Host` are believed: the client they name is
+    /// the one rate-limited, forwarded upstream and checked for `/metrics`. Empty (the
+    /// default): the gateway is the edge and those headers are dropped.
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 impl Default for Settings {
@@ -63,6 +70,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             max_body_bytes: 1024 * 1024,
             cores: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -134,24 +134,31 @@ async fn openapi(State(gateway): State<Arc<Gateway>>, Path(file): Path<String>) 
 
 /// CORS (preflights answered here, allowed origins named on every answer) and the
 /// security headers, from the configuration in force. `/metrics` names routes,
-/// upstreams and instance addresses: it answers only peers on loopback or private
-/// networks (where Prometheus runs), unless `SHOP_PUBLIC_METRICS` says otherwise.
+/// upstreams and instance addresses: it answers only clients on loopback or private
+/// networks (where Prometheus runs), unless `SHOP_PUBLIC_METRICS` says otherwise; a
+/// public client behind a trusted proxy is a public client.
 async fn edge_policies(
     State(gateway): State<Arc<Gateway>>,
     request: Request,
     next: Next,
 ) -> Response {
     if request.uri().path() == "/metrics" && !gateway.settings.public_metrics {
-        let peer = request
+        // Through a trusted proxy (the Ingress) the client it names is asking.
+        let client = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        if !peer.is_some_and(is_internal) {
+            .map(|ConnectInfo(addr)| gateway.hop(addr.ip(), request.headers()).client);
+        if !client.is_some_and(is_internal) {
             return Problem::not_found("no route matches this path").into_response();
         }
     }
     let snapshot = gateway.snapshot();
-    let tls = request.extensions().get::<tls::Tls>().is_some();
+    // HSTS over HTTPS, also when a trusted proxy terminated it.
+    let tls = request.extensions().get::<tls::Tls>().is_some()
+        || request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|ConnectInfo(addr)| gateway.hop(addr.ip(), request.headers()).https);
     let path = request.uri().path().to_owned();
     let origin = request.headers().get(header::ORIGIN).cloned();
     let mut response = match snapshot.cors.preflight(request.headers(), request.method()) {

@@ -122,12 +122,15 @@ async fn forward(
     }
 
     // Who is asking: an API key (checked whenever one is sent), a token when the
-    // route's policy needs one, else the address the connection came from.
+    // route's policy needs one, else the address the connection came from (or, from a
+    // trusted proxy such as the Ingress, the client it names in `X-Forwarded-For`).
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let via = gateway.hop(peer, &parts.headers);
+    let peer = via.client;
     // A refused identity is charged to the address it came from, so guessing keys or
     // replaying bad tokens runs into the route's budget like anything else.
     let refuse = |response: Response| -> Response {
@@ -200,13 +203,15 @@ async fn forward(
     let backend = &snapshot.backends[upstream_name];
     let target = route.upstream_path(&path, parts.uri.query());
 
-    let tls = parts.extensions.get::<Tls>().is_some();
+    let tls = parts.extensions.get::<Tls>().is_some() || via.https;
     // HTTP/2 carries the host in the URI's authority, not in a Host header.
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    let host = via.host.or_else(|| {
+        parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        })
     });
     let mut headers = std::mem::take(&mut parts.headers);
     strip_hop_by_hop(&mut headers);

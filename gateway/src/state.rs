@@ -8,12 +8,14 @@
 //! circuit breaker's memory survive, and their background checks go on.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
+use http::{HeaderMap, HeaderValue};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -39,6 +41,17 @@ pub type UpstreamBody = http_body_util::combinators::UnsyncBoxBody<
 /// The pooled client the proxy sends upstream with: one per serving core
 /// (`crate::cores`), plus the gateway's own for requests that come without one.
 pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+
+/// Who a request is from, as far as the gateway can trust it (`Gateway::hop`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// The client's address: the TCP peer's, or the one a trusted proxy forwarded.
+    pub client: IpAddr,
+    /// A trusted proxy received the request over HTTPS.
+    pub https: bool,
+    /// The host the client asked a trusted proxy for.
+    pub host: Option<HeaderValue>,
+}
 
 /// One upstream: its instances (discovered and health-checked) and its breaker.
 pub struct Backend {
@@ -104,6 +117,29 @@ impl Gateway {
     /// makes its own, so its connections live on its runtime.
     pub fn upstream_client(&self) -> UpstreamClient {
         upstream_client(&self.settings)
+    }
+
+    /// What the hop before the gateway says about a request from `peer`: nothing
+    /// unless `peer` is a trusted proxy (`SHOP_TRUSTED_PROXIES`, e.g. the Ingress
+    /// controller); then the client it names in `X-Forwarded-For` (the nearest entry
+    /// that is not itself a trusted proxy), and the scheme and host the client used
+    /// (`X-Forwarded-Proto`, `X-Forwarded-Host`) when the proxy terminated TLS.
+    pub fn hop(&self, peer: IpAddr, headers: &HeaderMap) -> Hop {
+        let trusted = &self.settings.trusted_proxies;
+        if !trusted.iter().any(|proxy| proxy.contains(peer)) {
+            return Hop {
+                client: peer.to_canonical(),
+                https: false,
+                host: None,
+            };
+        }
+        Hop {
+            client: shop_http::client_ip::resolve_headers(peer, headers, trusted),
+            https: headers
+                .get("x-forwarded-proto")
+                .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https")),
+            host: headers.get("x-forwarded-host").cloned(),
+        }
     }
 
     /// The configuration in force, for one request.

@@ -301,3 +301,103 @@ async fn a_request_head_over_the_limit_is_refused_with_431() {
         .unwrap();
     assert_eq!(normal.status(), 200);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_client_it_names_is_limited_forwarded_and_kept_from_metrics() {
+    let upstream = echo_upstream("a").await;
+    let file = GatewayFile::new(&edge_file());
+    // The test's requests come from 127.0.0.1: here, the Ingress controller.
+    let gateway = spawn_gateway_on(&file, &[("svc", upstream)], |s| {
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let url = gateway.url("/api/v1/things");
+    // What ingress-nginx sends: the client's own claim ("6.6.6.6") first, then the
+    // address it saw; the scheme and host the client used.
+    let from = |client: &str| {
+        gateway
+            .client
+            .get(&url)
+            .header("x-forwarded-for", format!("6.6.6.6, {client}"))
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "shop.example")
+    };
+
+    for _ in 0..3 {
+        assert_eq!(from("203.0.113.1").send().await.unwrap().status(), 200);
+    }
+    assert_eq!(
+        from("203.0.113.1").send().await.unwrap().status(),
+        429,
+        "the client the proxy names spent its budget"
+    );
+    let response = from("203.0.113.2").send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "another client keeps its own budget"
+    );
+    assert!(
+        response.headers().contains_key("strict-transport-security"),
+        "the client is on HTTPS: HSTS"
+    );
+    let echoed: Value = response.json().await.unwrap();
+    let headers = &echoed["headers"];
+    assert_eq!(headers["x-forwarded-for"], "203.0.113.2");
+    assert_eq!(headers["x-forwarded-proto"], "https");
+    assert_eq!(headers["x-forwarded-host"], "shop.example");
+    assert_eq!(
+        headers["forwarded"],
+        "for=203.0.113.2;proto=https;host=\"shop.example\""
+    );
+
+    // /metrics: a public client through the proxy is a public client.
+    let metrics = gateway.url("/metrics");
+    let relayed = gateway
+        .client
+        .get(&metrics)
+        .header("x-forwarded-for", "203.0.113.2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(relayed.status(), 404);
+    let scraped = gateway.client.get(&metrics).send().await.unwrap();
+    assert_eq!(scraped.status(), 200, "Prometheus, next to the gateway");
+}
+
+#[tokio::test]
+async fn an_untrusted_peer_cannot_pick_its_address_with_forwarding_headers() {
+    let upstream = echo_upstream("a").await;
+    let file = GatewayFile::new(&edge_file());
+    let gateway = spawn_gateway_on(&file, &[("svc", upstream)], |s| {
+        s.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let url = gateway.url("/api/v1/things");
+    for (i, invented) in ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        .into_iter()
+        .enumerate()
+    {
+        let response = gateway
+            .client
+            .get(&url)
+            .header("x-forwarded-for", invented)
+            .header("x-forwarded-proto", "https")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "request {i}");
+        assert!(!response.headers().contains_key("strict-transport-security"));
+        let echoed: Value = response.json().await.unwrap();
+        assert_eq!(echoed["headers"]["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(echoed["headers"]["x-forwarded-proto"], "http");
+    }
+    let refused = gateway
+        .client
+        .get(&url)
+        .header("x-forwarded-for", "203.0.113.4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429, "one budget: the peer's");
+}

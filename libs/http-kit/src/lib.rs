@@ -2,6 +2,7 @@
 //! that answers bad input with them, request ids, health and readiness, Prometheus
 //! metrics, OpenAPI and Swagger UI, timeouts, body limits and graceful shutdown.
 
+pub mod client_ip;
 pub mod config;
 pub mod health;
 pub mod json;
