@@ -37,7 +37,19 @@ use tokio::sync::{mpsc, watch};
 
 use crate::state::{Gateway, UpstreamClient};
 
-/// How many cores serve: `setting`, or one per CPU the process may run on when 0.
+/// The most serving threads `SHOP_CORES` may ask for.
+pub const MAX_CORES: usize = 1024;
+
+/// Refuses a `SHOP_CORES` that would start more threads than any machine has cores.
+pub fn check(setting: usize) -> anyhow::Result<()> {
+    if setting > MAX_CORES {
+        anyhow::bail!("SHOP_CORES = {setting}: at most {MAX_CORES} (0: one per CPU)");
+    }
+    Ok(())
+}
+
+/// How many cores serve: `setting`, or one per CPU the process may run on when 0
+/// (`available_parallelism` counts a container's cgroup CPU limit).
 pub fn count(setting: usize) -> usize {
     match setting {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -243,5 +255,21 @@ async fn accept(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_cores_means_one_per_cpu_and_an_absurd_count_is_refused() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(count(0), cpus);
+        assert_eq!(count(3), 3);
+        assert!(check(0).is_ok());
+        assert!(check(MAX_CORES).is_ok());
+        let refused = check(MAX_CORES + 1).unwrap_err().to_string();
+        assert!(refused.contains("SHOP_CORES"), "{refused}");
     }
 }

@@ -191,6 +191,7 @@ fn is_internal(ip: IpAddr) -> bool {
 /// one) and starts the background work (discovery, health checks, reloads).
 pub async fn build(settings: Settings, verifier: Verifier) -> anyhow::Result<Application> {
     settings.tls.check()?;
+    cores::check(settings.cores)?;
     let tls = tls::server_config(&settings.tls)?;
     let resolver: Arc<dyn Resolve> = match &settings.hosts_file {
         Some(file) => Arc::new(HostsFileResolver::new(file.clone())),
