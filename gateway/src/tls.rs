@@ -213,6 +213,10 @@ pub async fn serve_tls(
                 }
             }
         };
+        // As in `shop_http::serve_with`: no waiting for the client's delayed ACK.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%remote, error = %e, "TCP_NODELAY not set");
+        }
         tokio::spawn(serve_connection(
             stream,
             remote,

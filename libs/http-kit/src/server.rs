@@ -261,6 +261,12 @@ pub async fn serve_with(
                 }
             }
         };
+        // Answers go out as soon as they are written: without this, a response written
+        // in two parts (a head, then a body that was not ready yet) waits for the
+        // client's delayed ACK of the first (Nagle's algorithm), up to 40 ms on Linux.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%remote, error = %e, "TCP_NODELAY not set");
+        }
         let service =
             TowerToHyperService::new(Extension(ConnectInfo(remote)).layer(router.clone()));
         let connection = http
