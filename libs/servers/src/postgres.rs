@@ -25,6 +25,9 @@ pub struct PgOptions {
     pub remove_after_stop: Option<PathBuf>,
     /// How long to wait for the first successful connection.
     pub start_timeout: Duration,
+    /// More server settings, `name=value` each, passed as `-c` (e.g. `ssl=on` and its
+    /// files).
+    pub settings: Vec<String>,
 }
 
 impl PgOptions {
@@ -39,6 +42,7 @@ impl PgOptions {
             max_connections: 200,
             remove_after_stop: None,
             start_timeout: Duration::from_secs(60),
+            settings: Vec::new(),
         }
     }
 }
@@ -85,6 +89,9 @@ impl PgServer {
             ] {
                 command.arg("-c").arg(setting);
             }
+        }
+        for setting in &options.settings {
+            command.arg("-c").arg(setting);
         }
         let process = Process::spawn(
             command,

@@ -118,6 +118,7 @@ async fn start_postgres() -> anyhow::Result<TestPostgres> {
             log: LogSink::File(root.join("postgres.log")),
             remove_after_stop: Some(root),
             start_timeout: Duration::from_secs(60),
+            settings: Vec::new(),
         };
         match PgServer::start(options).await {
             Ok(server) => {

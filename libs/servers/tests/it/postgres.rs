@@ -109,3 +109,77 @@ async fn a_taken_port_fails_the_start_and_says_so() {
     let message = format!("{error:#}").to_lowercase();
     assert!(message.contains("already in use"), "{message}");
 }
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, and its key, as PEM files in
+/// `dir`, readable by the server only (Postgres refuses a key others can read).
+fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if let Some(owner) = shop_servers::postgres::postgres_owner().unwrap() {
+        for path in [dir, cert.as_path(), key.as_path()] {
+            owner.chown(path).unwrap();
+        }
+    }
+    (cert, key)
+}
+
+#[tokio::test]
+async fn the_services_reach_a_postgres_over_tls_and_verify_its_certificate() {
+    let root = scratch("shop-servers-pg-tls-");
+    let (cert, key) = certificate(&root.join("tls"));
+    let pg = PgServer::start(PgOptions {
+        settings: vec![
+            "ssl=on".to_owned(),
+            format!("ssl_cert_file={}", cert.display()),
+            format!("ssl_key_file={}", key.display()),
+        ],
+        ..throw_away(&root, shop_servers::free_port().unwrap())
+    })
+    .await
+    .unwrap();
+    let encrypted = |url: String| async move {
+        let mut conn = PgConnection::connect(&url).await?;
+        let ssl: (bool, String) =
+            sqlx::query_as("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&mut conn)
+                .await?;
+        conn.close().await?;
+        Ok::<_, sqlx::Error>(ssl)
+    };
+
+    // What the prod overlay's URLs ask for (`sslmode=require`): encrypted.
+    let (ssl, version) = encrypted(format!("{}?sslmode=require", pg.admin_url()))
+        .await
+        .expect("sqlx speaks TLS to Postgres");
+    assert!(ssl, "the connection is encrypted");
+    assert!(version.starts_with("TLSv1."), "{version}");
+
+    // verify-full with the server's certificate as the root: verified, and encrypted.
+    let trusting = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        pg.admin_url(),
+        cert.display()
+    );
+    assert!(encrypted(trusting).await.unwrap().0);
+
+    // verify-full against another root: refused, so the check is real.
+    let elsewhere = root.join("other");
+    let (other, _) = certificate(&elsewhere);
+    let doubting = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        pg.admin_url(),
+        other.display()
+    );
+    assert!(
+        encrypted(doubting).await.is_err(),
+        "a certificate no trusted root signed is refused"
+    );
+    pg.stop().await;
+}
