@@ -74,6 +74,17 @@ impl Claims {
     pub fn user_id(&self) -> Uuid {
         self.sub
     }
+
+    /// Whose records the caller may see, the rule of every owned resource (orders,
+    /// payments, shipments): `None` for an admin (everyone's), else the caller's own.
+    pub fn owner_scope(&self) -> Option<Uuid> {
+        (!self.has_role(Role::Admin)).then_some(self.sub)
+    }
+
+    /// Whether the caller may see a record owned by `owner`: an admin, or its owner.
+    pub fn may_see(&self, owner: Uuid) -> bool {
+        self.owner_scope().is_none_or(|me| me == owner)
+    }
 }
 
 #[cfg(test)]
@@ -90,5 +101,28 @@ mod tests {
         for bad in ["", "Admin", " admin", "root"] {
             assert_eq!(bad.parse::<Role>(), Err(UnknownRole(bad.to_owned())));
         }
+    }
+
+    fn claims(roles: Vec<Role>) -> Claims {
+        Claims {
+            sub: Uuid::from_u128(7),
+            iss: "issuer".to_owned(),
+            aud: "shop".to_owned(),
+            roles,
+            exp: 0,
+            iat: 0,
+            jti: Uuid::from_u128(1),
+        }
+    }
+
+    #[test]
+    fn a_customer_sees_only_their_own_records_and_an_admin_sees_everyones() {
+        let customer = claims(vec![Role::Customer]);
+        assert_eq!(customer.owner_scope(), Some(Uuid::from_u128(7)));
+        assert!(customer.may_see(Uuid::from_u128(7)));
+        assert!(!customer.may_see(Uuid::from_u128(8)));
+        let admin = claims(vec![Role::Customer, Role::Admin]);
+        assert_eq!(admin.owner_scope(), None);
+        assert!(admin.may_see(Uuid::from_u128(8)));
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod health;
 pub mod json;
 pub mod observe;
+pub mod page;
 pub mod probe;
 pub mod problem;
 pub mod query;

@@ -3,10 +3,9 @@
 //! id). Clients must not build or read it; a cursor that does not decode, or that
 //! belongs to another sort, is refused with 422.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
+use shop_http::page::{decode_cursor, encode_cursor, invalid_cursor};
 
 use crate::error::Error;
 use crate::products::{After, ProductId, Sort};
@@ -33,13 +32,12 @@ pub fn encode(sort: Sort, after: &After) -> String {
         k,
         id: id.to_string(),
     };
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&raw).unwrap_or_default())
+    encode_cursor(&raw)
 }
 
 pub fn decode(cursor: &str, sort: Sort) -> Result<After, Error> {
-    let invalid = || Error::invalid("cursor", "invalid", "is not a cursor this listing made");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let raw: Raw = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let invalid = || Error::from(invalid_cursor());
+    let raw: Raw = decode_cursor(cursor)?;
     if raw.s != sort {
         return Err(Error::invalid(
             "cursor",
@@ -64,6 +62,9 @@ pub fn decode(cursor: &str, sort: Sort) -> Result<After, Error> {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
     #[test]

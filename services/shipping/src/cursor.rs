@@ -3,10 +3,9 @@
 //! database's precision, and its id). Clients must not build or read it; one that
 //! does not decode is refused with 422.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
+use shop_http::page::{decode_cursor, encode_cursor, invalid_cursor};
 
 use crate::error::Error;
 use crate::shipments::{After, ShipmentId};
@@ -24,13 +23,12 @@ pub fn encode(after: &After) -> String {
         k: after.created_at.timestamp_micros(),
         id: after.id.to_string(),
     };
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&raw).unwrap_or_default())
+    encode_cursor(&raw)
 }
 
 pub fn decode(cursor: &str) -> Result<After, Error> {
-    let invalid = || Error::invalid("cursor", "invalid", "is not a cursor this listing made");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let raw: Raw = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let invalid = || Error::from(invalid_cursor());
+    let raw: Raw = decode_cursor(cursor)?;
     Ok(After {
         created_at: DateTime::from_timestamp_micros(raw.k).ok_or_else(invalid)?,
         id: ShipmentId::parse(&raw.id).ok_or_else(invalid)?,
@@ -39,6 +37,9 @@ pub fn decode(cursor: &str) -> Result<After, Error> {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
     #[test]

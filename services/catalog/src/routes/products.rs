@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use shop_auth::Admin;
-use shop_http::{Json, Problem, Query, Valid};
+use shop_http::{Json, Problem, Query, Valid, page};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -84,13 +84,9 @@ async fn list_products(
     let limit = params.limit();
     // One more than asked: whether it comes back says whether there is a next page.
     let mut rows = products::list(&state.db, &filter, sort, after.as_ref(), limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|last| cursor::encode(sort, &last.after(sort)))
-    } else {
-        None
-    };
+    let next_cursor = page::cut(&mut rows, limit, |last| {
+        cursor::encode(sort, &last.after(sort))
+    });
     let page = ProductPage {
         items: rows.into_iter().map(|r| r.product).collect(),
         next_cursor,

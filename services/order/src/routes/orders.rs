@@ -7,11 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::header::LOCATION;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
-use shop_auth::{Authenticated, Claims, Role};
-use shop_http::{FieldError, Json, Problem, Query, Valid};
+use shop_auth::Authenticated;
+use shop_http::{FieldError, Json, Problem, Query, Valid, page};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -157,11 +155,6 @@ async fn load(state: &AppState, id: Uuid, owner: Option<Uuid>) -> Result<Order> 
         .ok_or(Error::OrderNotFound)
 }
 
-/// Whose orders the caller may see: all for an admin, their own otherwise.
-fn owner_scope(claims: &Claims) -> Option<Uuid> {
-    (!claims.has_role(Role::Admin)).then_some(claims.sub)
-}
-
 fn parse_id(raw: &str) -> Result<Uuid> {
     Uuid::parse_str(raw).map_err(|_| {
         let error = FieldError::new("id", "invalid_format", "must be an order id (a UUID)");
@@ -187,7 +180,7 @@ async fn get_order(
     Path(id): Path<String>,
 ) -> Result<Json<Order>> {
     let id = parse_id(&id)?;
-    load(&state, id, owner_scope(&claims)).await.map(Json)
+    load(&state, id, claims.owner_scope()).await.map(Json)
 }
 
 /// One page of orders.
@@ -216,14 +209,20 @@ async fn list_orders(
     Authenticated(claims): Authenticated,
     Valid(Query(params)): Valid<Query<ListParams>>,
 ) -> Result<Json<OrderPage>> {
-    let user_id = match owner_scope(&claims) {
+    let user_id = match claims.owner_scope() {
         None => params.user_id,
         Some(me) if params.user_id.is_none_or(|asked| asked == me) => Some(me),
         Some(_) => {
             return Err(Problem::forbidden("Only an admin may list another user's orders.").into());
         }
     };
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    // The opaque cursor: the last order's id (ids are a total order, so any filter may
+    // continue from it).
+    let after: Option<Uuid> = params
+        .cursor
+        .as_deref()
+        .map(page::decode_cursor)
+        .transpose()?;
     let filter = Filter {
         user_id,
         status: params.status,
@@ -231,30 +230,8 @@ async fn list_orders(
     let limit = params.limit();
     // One more than asked: whether it comes back says whether there is a next page.
     let mut items = orders::list(&state.db, &filter, after, limit + 1).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|last| encode_cursor(last.id))
-    } else {
-        None
-    };
+    let next_cursor = page::cut(&mut items, limit, |last| page::encode_cursor(&last.id));
     Ok(Json(OrderPage { items, next_cursor }))
-}
-
-/// The opaque cursor: the last order's id, base64url. Any filter may continue from it
-/// (ids are a total order).
-fn encode_cursor(after: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(after.as_bytes())
-}
-
-fn decode_cursor(cursor: &str) -> Result<Uuid> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-        .ok_or_else(|| {
-            let error = FieldError::new("cursor", "invalid", "is not a cursor this listing made");
-            Problem::validation(vec![error]).into()
-        })
 }
 
 /// Cancels an order before it ships (owner or admin): `CANCELLED` with
@@ -279,7 +256,7 @@ async fn cancel_order(
     Path(id): Path<String>,
 ) -> Result<Json<Order>> {
     let id = parse_id(&id)?;
-    let owner = owner_scope(&claims);
+    let owner = claims.owner_scope();
     let mut tx = state.db.begin().await?;
     let order = orders::lock(&mut tx, id)
         .await?

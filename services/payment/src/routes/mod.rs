@@ -10,7 +10,7 @@
 //! see (someone else's order lists nothing).
 
 use serde::Deserialize;
-use shop_auth::{Claims, Role};
+use shop_auth::Claims;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
@@ -32,17 +32,12 @@ pub struct ByOrder {
     pub order_id: Uuid,
 }
 
-/// Whose payments the caller may see: `None` for an admin (everyone's).
-fn payer(claims: &Claims) -> Option<Uuid> {
-    (!claims.has_role(Role::Admin)).then(|| claims.user_id())
-}
-
 /// The payment, if the caller may see it.
 async fn visible(state: &AppState, claims: &Claims, id: PaymentId) -> Result<Payment> {
     let payment = payments::find(&state.db, id)
         .await?
         .ok_or(Error::PaymentNotFound)?;
-    match payer(claims) {
+    match claims.owner_scope() {
         Some(user) if payment.user_id != Some(user) => Err(Error::PaymentNotFound),
         _ => Ok(payment),
     }
@@ -50,5 +45,5 @@ async fn visible(state: &AppState, claims: &Claims, id: PaymentId) -> Result<Pay
 
 /// The order's payments the caller may see.
 async fn of_order(state: &AppState, claims: &Claims, order_id: Uuid) -> Result<Vec<Payment>> {
-    Ok(payments::for_order(&state.db, order_id, payer(claims)).await?)
+    Ok(payments::for_order(&state.db, order_id, claims.owner_scope()).await?)
 }

@@ -8,8 +8,8 @@
 
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use shop_auth::{Admin, Authenticated, Claims, Role};
-use shop_http::{FieldError, Json, Problem, Query, Valid, Validate};
+use shop_auth::{Admin, Authenticated, Claims};
+use shop_http::{FieldError, Json, Problem, Query, Valid, Validate, page};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -104,20 +104,14 @@ async fn list_shipments(
     Valid(Query(params)): Valid<Query<ListParams>>,
 ) -> Result<Json<ShipmentPage>> {
     let after = params.cursor.as_deref().map(cursor::decode).transpose()?;
-    let scope = if claims.has_role(Role::Admin) {
-        Scope::All
-    } else {
-        Scope::Owner(claims.user_id())
+    let scope = match claims.owner_scope() {
+        None => Scope::All,
+        Some(owner) => Scope::Owner(owner),
     };
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     // One more than asked: whether it comes back says whether there is a next page.
     let mut items = shipments::list(&state.db, scope, params.order_id(), after, limit + 1).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|last| cursor::encode(&last.after()))
-    } else {
-        None
-    };
+    let next_cursor = page::cut(&mut items, limit, |last| cursor::encode(&last.after()));
     Ok(Json(ShipmentPage { items, next_cursor }))
 }
 
@@ -208,7 +202,7 @@ async fn take_step(
 }
 
 fn may_see(claims: &Claims, shipment: &Shipment) -> bool {
-    claims.has_role(Role::Admin) || shipment.user_id == claims.user_id()
+    claims.may_see(shipment.user_id)
 }
 
 /// A path id: a malformed one is a 422 naming `id`.
