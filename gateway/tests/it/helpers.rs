@@ -331,12 +331,5 @@ impl TestGateway {
 
 /// Asserts a problem+json answer of `status` and returns it.
 pub async fn problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status().as_u16(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    body
+    shop_testkit::problem(response, StatusCode::from_u16(status).unwrap()).await
 }

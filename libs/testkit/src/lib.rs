@@ -14,11 +14,13 @@
 //! ```
 
 mod poll;
+mod problem;
 mod shared;
 mod streams;
 mod tokens;
 
 pub use poll::eventually;
+pub use problem::problem;
 pub use shared::{
     TestDatabase, TestNats, TestPostgres, fresh_database, nats, nats_prefix, postgres,
 };

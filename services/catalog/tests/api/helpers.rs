@@ -235,19 +235,7 @@ pub fn skus_of(items: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Asserts a problem+json answer and returns its body.
-pub async fn problem(response: Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json",
-        "a refusal is problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    assert!(body["title"].is_string());
-    body
-}
+pub use shop_testkit::problem;
 
 /// The `field` of every entry of a problem's `errors`.
 pub fn error_fields(problem: &Value) -> Vec<String> {

@@ -539,19 +539,7 @@ where
     shop_testkit::eventually(PATIENCE, what, check).await;
 }
 
-/// Asserts a problem+json answer and returns its body.
-pub async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json",
-        "a refusal is problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    assert!(body["title"].is_string());
-    body
-}
+pub use shop_testkit::problem;
 
 /// The `(field, code)` pairs of a validation problem.
 pub fn field_errors(problem: &Value) -> Vec<(String, String)> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
-use reqwest::{Response, StatusCode};
+use reqwest::Response;
 use secrecy::SecretString;
 use serde_json::Value;
 use shop_auth::Role;
@@ -324,16 +324,4 @@ where
     shop_testkit::eventually(PATIENCE, what, check).await;
 }
 
-/// Asserts a problem+json answer and returns its body.
-pub async fn problem(response: Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json",
-        "a refusal is problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    assert!(body["title"].is_string());
-    body
-}
+pub use shop_testkit::problem;

@@ -347,16 +347,4 @@ where
     shop_testkit::eventually(PATIENCE, what, check).await;
 }
 
-/// Asserts a problem+json answer and returns its body.
-pub async fn problem(response: Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json",
-        "a refusal is problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    assert!(body["title"].is_string());
-    body
-}
+pub use shop_testkit::problem;

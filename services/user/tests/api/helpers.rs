@@ -228,19 +228,7 @@ impl TestApp {
     }
 }
 
-/// Asserts a problem+json answer and returns its body.
-pub async fn problem(response: Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json",
-        "a refusal is problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    assert!(body["title"].is_string());
-    body
-}
+pub use shop_testkit::problem;
 
 /// Asserts a 429 login refusal with a `Retry-After` within `max_secs`; returns it.
 pub async fn throttled(response: Response, max_secs: u64) -> u64 {
