@@ -23,7 +23,7 @@ pub mod ports;
 pub mod postgres;
 pub mod process;
 
-pub use nats::{NatsOptions, NatsServer};
+pub use nats::{NatsOptions, NatsServer, NatsTls};
 pub use ports::{free_port, free_ports};
 pub use postgres::{PgOptions, PgServer};
 pub use process::{LogSink, Owner, Process, ProcessOptions, StopSignal};

@@ -29,6 +29,16 @@ pub struct NatsOptions {
     /// test namespaces, or a laptop with little free space, would be refused streams
     /// ("insufficient storage resources") long before anything is written.
     pub max_file_store: u64,
+    /// Serve TLS only (`--tls`), with this certificate and key.
+    pub tls: Option<NatsTls>,
+}
+
+/// A server certificate and its key, PEM files. The certificate is also the root its
+/// own readiness check trusts (a self-signed one, in tests).
+#[derive(Debug, Clone)]
+pub struct NatsTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 impl NatsOptions {
@@ -44,6 +54,7 @@ impl NatsOptions {
             remove_after_stop: None,
             start_timeout: Duration::from_secs(30),
             max_file_store: 1 << 40,
+            tls: None,
         }
     }
 }
@@ -54,6 +65,8 @@ pub struct NatsServer {
     process: Process,
     port: u16,
     monitor_port: Option<u16>,
+    /// The root to trust when it serves TLS.
+    root: Option<PathBuf>,
 }
 
 impl NatsServer {
@@ -91,6 +104,14 @@ impl NatsServer {
         if let Some(pid_file) = &options.pid_file {
             command.arg("-P").arg(std::path::absolute(pid_file)?);
         }
+        if let Some(tls) = &options.tls {
+            command
+                .arg("--tls")
+                .arg("--tlscert")
+                .arg(std::path::absolute(&tls.cert_file)?)
+                .arg("--tlskey")
+                .arg(std::path::absolute(&tls.key_file)?);
+        }
         let process = Process::spawn(
             command,
             ProcessOptions {
@@ -105,6 +126,7 @@ impl NatsServer {
             process,
             port: options.port,
             monitor_port: options.monitor_port,
+            root: options.tls.map(|tls| tls.cert_file),
         };
         if let Err(e) = server.wait_ready(options.start_timeout).await {
             server.stop().await;
@@ -117,9 +139,10 @@ impl NatsServer {
         self.port
     }
 
-    /// `nats://127.0.0.1:<port>`
+    /// `nats://127.0.0.1:<port>`, or `tls://` when it serves TLS.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        let scheme = if self.root.is_some() { "tls" } else { "nats" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// `http://127.0.0.1:<monitor port>`, when monitoring is on.
@@ -151,7 +174,7 @@ impl NatsServer {
                     self.process.log_tail(30)
                 );
             }
-            let last_error = match jetstream_answers(&url).await {
+            let last_error = match jetstream_answers(&url, self.root.as_deref()).await {
                 Ok(()) => return Ok(()),
                 Err(e) => format!("{e:#}"),
             };
@@ -173,13 +196,14 @@ impl NatsServer {
 /// Asks JetStream for the account info with a plain request (not
 /// `jetstream::Context::query_account`, whose reply type wants fields that the
 /// nats-server 2.9 of Debian 12 does not send).
-async fn jetstream_answers(url: &str) -> anyhow::Result<()> {
-    let client = async_nats::ConnectOptions::new()
+async fn jetstream_answers(url: &str, root: Option<&Path>) -> anyhow::Result<()> {
+    let mut options = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(1))
-        .request_timeout(Some(Duration::from_secs(2)))
-        .connect(url)
-        .await
-        .context("connecting")?;
+        .request_timeout(Some(Duration::from_secs(2)));
+    if let Some(root) = root {
+        options = options.add_root_certificates(root.to_path_buf());
+    }
+    let client = options.connect(url).await.context("connecting")?;
     let reply = client
         .request("$JS.API.INFO", "".into())
         .await

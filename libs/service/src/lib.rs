@@ -146,8 +146,13 @@ impl Builder {
                 .with_context(|| format!("applying the {} migrations", info.name))?;
         }
 
-        let (nats, js) =
-            shop_events::connect::connect(&settings.nats_url, info.name, deadline).await?;
+        let (nats, js) = shop_events::connect::connect(
+            &settings.nats_url,
+            info.name,
+            deadline,
+            settings.nats_ca_file.as_deref(),
+        )
+        .await?;
         let ns = Namespace::prefixed(settings.events_prefix.clone());
         if let Some(events) = entry.events {
             shop_events::ensure_stream(&js, &ns, events.context).await?;

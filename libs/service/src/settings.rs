@@ -22,8 +22,12 @@ pub struct ServiceSettings {
     pub db_max_connections: u32,
     /// How long start-up waits for Postgres and NATS before giving up.
     pub connect_timeout_secs: u64,
-    /// NATS with JetStream.
+    /// NATS with JetStream (`tls://host:4222` requires TLS).
     pub nats_url: String,
+    /// `SHOP_NATS_CA_FILE`: the CA (PEM) that signed the NATS server's certificate;
+    /// set, TLS is required and verified against it.
+    #[serde(default)]
+    pub nats_ca_file: Option<std::path::PathBuf>,
     /// Prefix of every stream, subject and consumer name: empty in production, unique
     /// per test so parallel tests never see each other's events.
     pub events_prefix: String,
@@ -41,6 +45,7 @@ impl ServiceSettings {
             db_max_connections: 10,
             connect_timeout_secs: 30,
             nats_url: "nats://127.0.0.1:4222".to_owned(),
+            nats_ca_file: None,
             events_prefix: String::new(),
             auth: AuthSettings::default(),
         }

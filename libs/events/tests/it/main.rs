@@ -4,3 +4,4 @@ mod consumer;
 mod failures;
 mod harness;
 mod outbox;
+mod tls;
