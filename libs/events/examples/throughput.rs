@@ -73,8 +73,13 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     let nats = shop_testkit::nats().await;
-    let (_client, js) =
-        shop_events::connect::connect(nats.url(), "bench", Duration::from_secs(10), None).await?;
+    let (_client, js) = shop_events::connect::connect(
+        nats.url(),
+        "bench",
+        Duration::from_secs(10),
+        &Default::default(),
+    )
+    .await?;
     let ns = Namespace::prefixed(shop_testkit::nats_prefix());
     shop_events::ensure_stream(&js, &ns, "users").await?;
     shop_events::ensure_dead_letter_stream(&js, &ns).await?;

@@ -31,6 +31,8 @@ pub struct NatsOptions {
     pub max_file_store: u64,
     /// Serve TLS only (`--tls`), with this certificate and key.
     pub tls: Option<NatsTls>,
+    /// Accept only this user and password (`--user`, `--pass`).
+    pub credentials: Option<(String, String)>,
 }
 
 /// A server certificate and its key, PEM files. The certificate is also the root its
@@ -55,6 +57,7 @@ impl NatsOptions {
             start_timeout: Duration::from_secs(30),
             max_file_store: 1 << 40,
             tls: None,
+            credentials: None,
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct NatsServer {
     monitor_port: Option<u16>,
     /// The root to trust when it serves TLS.
     root: Option<PathBuf>,
+    /// What its readiness check presents.
+    credentials: Option<(String, String)>,
 }
 
 impl NatsServer {
@@ -104,6 +109,9 @@ impl NatsServer {
         if let Some(pid_file) = &options.pid_file {
             command.arg("-P").arg(std::path::absolute(pid_file)?);
         }
+        if let Some((user, password)) = &options.credentials {
+            command.arg("--user").arg(user).arg("--pass").arg(password);
+        }
         if let Some(tls) = &options.tls {
             command
                 .arg("--tls")
@@ -127,6 +135,7 @@ impl NatsServer {
             port: options.port,
             monitor_port: options.monitor_port,
             root: options.tls.map(|tls| tls.cert_file),
+            credentials: options.credentials,
         };
         if let Err(e) = server.wait_ready(options.start_timeout).await {
             server.stop().await;
@@ -174,7 +183,13 @@ impl NatsServer {
                     self.process.log_tail(30)
                 );
             }
-            let last_error = match jetstream_answers(&url, self.root.as_deref()).await {
+            let last_error = match jetstream_answers(
+                &url,
+                self.root.as_deref(),
+                self.credentials.as_ref(),
+            )
+            .await
+            {
                 Ok(()) => return Ok(()),
                 Err(e) => format!("{e:#}"),
             };
@@ -196,12 +211,19 @@ impl NatsServer {
 /// Asks JetStream for the account info with a plain request (not
 /// `jetstream::Context::query_account`, whose reply type wants fields that the
 /// nats-server 2.9 of Debian 12 does not send).
-async fn jetstream_answers(url: &str, root: Option<&Path>) -> anyhow::Result<()> {
+async fn jetstream_answers(
+    url: &str,
+    root: Option<&Path>,
+    credentials: Option<&(String, String)>,
+) -> anyhow::Result<()> {
     let mut options = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(1))
         .request_timeout(Some(Duration::from_secs(2)));
     if let Some(root) = root {
         options = options.add_root_certificates(root.to_path_buf());
+    }
+    if let Some((user, password)) = credentials {
+        options = options.user_and_password(user.clone(), password.clone());
     }
     let client = options.connect(url).await.context("connecting")?;
     let reply = client

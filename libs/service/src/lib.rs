@@ -150,7 +150,7 @@ impl Builder {
             &settings.nats_url,
             info.name,
             deadline,
-            settings.nats_ca_file.as_deref(),
+            &settings.nats_security()?,
         )
         .await?;
         let ns = Namespace::prefixed(settings.events_prefix.clone());

@@ -58,10 +58,14 @@ pub async fn harness_with(
         .execute(&pool)
         .await
         .unwrap();
-    let (_client, js) =
-        shop_events::connect::connect(nats_url, "test", Duration::from_secs(10), None)
-            .await
-            .unwrap();
+    let (_client, js) = shop_events::connect::connect(
+        nats_url,
+        "test",
+        Duration::from_secs(10),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     let ns = Namespace::prefixed(shop_testkit::nats_prefix());
     shop_events::ensure_stream(&js, &ns, "users").await.unwrap();
     shop_events::ensure_dead_letter_stream(&js, &ns)
