@@ -30,7 +30,7 @@ use http_body_util::{BodyExt as _, Empty, LengthLimitError, Limited};
 use metrics::SharedString;
 use shop_auth::{Authenticated, Role};
 use shop_http::Problem;
-use shop_http::observe::RouteLabel;
+use shop_http::observe::{RouteLabel, status_label};
 use tokio::time::Instant;
 
 use crate::cores::CoreClient;
@@ -339,7 +339,7 @@ impl Exchange<'_> {
                 self.route,
                 upstream.name(),
                 lease.instance().authority.as_str(),
-                "queued",
+                SharedString::const_str("queued"),
             );
             return Err(Failure {
                 response: timed_out(self.route),
@@ -368,12 +368,12 @@ impl Exchange<'_> {
         let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(self.time_left(), self.client.request(request)).await;
         let instance = lease.instance().authority.as_str().to_owned();
-        let record = |outcome: &str| {
+        let record = |outcome: SharedString| {
             record(self.route, upstream.name(), &instance, outcome, started);
         };
         match outcome {
             Ok(Ok(answer)) if is_unavailable(answer.status()) => {
-                record(answer.status().as_str());
+                record(status_label(answer.status()));
                 lease.report(Outcome::Failure);
                 // The upstream's own problem document goes back if this is the last
                 // attempt: it is the service speaking, not the gateway.
@@ -387,7 +387,7 @@ impl Exchange<'_> {
                 })
             }
             Ok(Ok(answer)) => {
-                record(answer.status().as_str());
+                record(status_label(answer.status()));
                 lease.report(Outcome::Success);
                 lease.release_slot();
                 let (mut parts, body) = answer.into_parts();
@@ -402,7 +402,11 @@ impl Exchange<'_> {
             }
             Ok(Err(e)) => {
                 let connect = e.is_connect();
-                record(if connect { "unreachable" } else { "broken" });
+                record(SharedString::const_str(if connect {
+                    "unreachable"
+                } else {
+                    "broken"
+                }));
                 if let Some(too_large) = body_too_large(&e, self.gateway.settings.max_body_bytes) {
                     // The client's fault, not the instance's.
                     return Err(Failure {
@@ -422,7 +426,7 @@ impl Exchange<'_> {
                 })
             }
             Err(_) => {
-                record("timeout");
+                record(SharedString::const_str("timeout"));
                 lease.report(Outcome::Failure);
                 tracing::warn!(route = %self.route.name, upstream = %upstream.name(), %instance, track = self.track.as_str(), "upstream timed out");
                 Err(Failure {
@@ -451,11 +455,11 @@ fn record(
     route: &Route,
     upstream: &str,
     instance: &str,
-    outcome: &str,
+    outcome: SharedString,
     started: std::time::Instant,
 ) {
     let elapsed = started.elapsed();
-    tracing::debug!(route = %route.name, upstream, instance, outcome, upstream_ms = elapsed.as_secs_f64() * 1000.0, "proxied");
+    tracing::debug!(route = %route.name, upstream, instance, outcome = &*outcome, upstream_ms = elapsed.as_secs_f64() * 1000.0, "proxied");
     let labels = count(route, upstream, instance, outcome);
     metrics::histogram!("gateway_upstream_duration_seconds", &labels[..3])
         .record(elapsed.as_secs_f64());
@@ -466,44 +470,16 @@ fn count(
     route: &Route,
     upstream: &str,
     instance: &str,
-    outcome: &str,
+    outcome: SharedString,
 ) -> [(&'static str, SharedString); 4] {
     let labels = [
         ("route", SharedString::from(route.label.clone())),
         ("upstream", SharedString::from(upstream.to_owned())),
         ("instance", SharedString::from(instance.to_owned())),
-        ("outcome", outcome_label(outcome)),
+        ("outcome", outcome),
     ];
     metrics::counter!("gateway_upstream_requests_total", &labels).increment(1);
     labels
-}
-
-/// The common outcomes as static strings: no allocation for the label of most requests.
-fn outcome_label(outcome: &str) -> SharedString {
-    const COMMON: [&str; 18] = [
-        "200",
-        "201",
-        "202",
-        "204",
-        "304",
-        "400",
-        "401",
-        "403",
-        "404",
-        "409",
-        "422",
-        "429",
-        "500",
-        "502",
-        "503",
-        "504",
-        "unreachable",
-        "timeout",
-    ];
-    match COMMON.iter().find(|common| **common == outcome) {
-        Some(common) => SharedString::const_str(common),
-        None => SharedString::from(outcome.to_owned()),
-    }
 }
 
 /// `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` (RFC 7239) for this hop.

@@ -182,8 +182,9 @@ fn method_label(method: &Method) -> SharedString {
     }
 }
 
-/// A status as a metric label: the common ones without allocating.
-fn status_label(status: StatusCode) -> SharedString {
+/// A status as a metric label: the common ones without allocating. Also the
+/// gateway's label of an upstream's answer.
+pub fn status_label(status: StatusCode) -> SharedString {
     const COMMON: [&str; 20] = [
         "200", "201", "202", "204", "301", "302", "304", "400", "401", "403", "404", "405", "409",
         "413", "422", "429", "500", "502", "503", "504",
