@@ -31,7 +31,7 @@ use std::sync::Arc;
 use axum::{Extension, Router};
 use rustls::ServerConfig;
 use shop_http::Accept;
-use shop_http::server::{AcceptBackoff, is_connection_error};
+use shop_http::server::next_connection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -202,34 +202,13 @@ pub(crate) async fn run(
 /// that has stopped taking them (its thread ended) is left out from then on; with
 /// none left, the gateway cannot serve and says so.
 async fn accept(
-    listener: TcpListener,
+    mut listener: TcpListener,
     mut cores: Vec<mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut backoff = AcceptBackoff::default();
     let mut next = 0;
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(connection) => {
-                backoff.reset();
-                connection
-            }
-            Err(e) if is_connection_error(&e) => continue,
-            // Most likely out of file descriptors: wait for some to close.
-            Err(e) => {
-                let pause = backoff.next_pause();
-                tracing::error!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed");
-                tokio::select! {
-                    () = &mut shutdown => return Ok(()),
-                    () = tokio::time::sleep(pause) => continue,
-                }
-            }
-        };
+    while let Some((stream, peer)) = next_connection(&mut listener, &mut shutdown).await {
         // Deregistered from this runtime; the core it goes to registers it with its own.
         let mut connection = match stream.into_std() {
             Ok(stream) => (stream, peer),
@@ -256,6 +235,7 @@ async fn accept(
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Optional TLS termination: HTTPS with HTTP/2 and HTTP/1.1 from a certificate and key
 //! in PEM files.
 //!
-//! The accept loop mirrors `shop_http::serve_with` (accept backoff, `ConnectInfo`,
-//! the header-read deadline, graceful drain), with two additions. A handshake deadline:
+//! It serves as `shop_http::serve_with` does (the same accept loop,
+//! `shop_http::server::next_connection`; `ConnectInfo`, the header-read deadline,
+//! graceful drain), with two additions. A handshake deadline:
 //! a client that opens a TCP connection and never completes the handshake is dropped,
 //! as one that never sends a request head is. And the protocol comes from ALPN rather
 //! than from sniffing the first bytes (hyper-util's auto mode waits for them without a
@@ -30,7 +31,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
-use shop_http::server::{AcceptBackoff, is_connection_error};
+use shop_http::server::next_connection;
 use shop_http::{Accept, HttpSettings};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -191,32 +192,7 @@ pub async fn serve_tls(
     // Every connection holds a receiver; the sender sees them all gone once drained.
     let (drain, draining) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
-    let mut backoff = AcceptBackoff::default();
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, remote) = match accepted {
-            Ok(connection) => {
-                backoff.reset();
-                connection
-            }
-            Err(e) if is_connection_error(&e) => continue,
-            // Most likely out of file descriptors: wait for some to close.
-            Err(e) => {
-                let pause = backoff.next_pause();
-                tracing::error!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed");
-                tokio::select! {
-                    () = &mut shutdown => break,
-                    () = tokio::time::sleep(pause) => continue,
-                }
-            }
-        };
-        // As in `shop_http::serve_with`: no waiting for the client's delayed ACK.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%remote, error = %e, "TCP_NODELAY not set");
-        }
+    while let Some((stream, remote)) = next_connection(&mut listener, &mut shutdown).await {
         tokio::spawn(serve_connection(
             stream,
             remote,

@@ -8,7 +8,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -207,12 +207,51 @@ pub trait Accept: Send {
 }
 
 impl Accept for TcpListener {
-    fn accept(&mut self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send {
-        TcpListener::accept(self)
+    async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, peer) = TcpListener::accept(self).await?;
+        // Answers go out as soon as they are written: without this, a response written
+        // in two parts (a head, then a body that was not ready yet) waits for the
+        // client's delayed ACK of the first (Nagle's algorithm), up to 40 ms on Linux.
+        // Set here, once per connection, whoever serves it afterwards.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
+        }
+        Ok((stream, peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         TcpListener::local_addr(self)
+    }
+}
+
+/// The next connection from `listener`, or `None` once `shutdown` has resolved: the
+/// accept loop of every server here (`serve_with`, the gateway's TLS server and its
+/// thread-per-core acceptor). An accept error that is the client's doing (it gave up
+/// before we got to it) is skipped; any other, most likely out of file descriptors
+/// (EMFILE), is logged and waited out with a doubling pause, since retrying at once
+/// would spin on the same error.
+pub async fn next_connection<S: Future<Output = ()>>(
+    listener: &mut impl Accept,
+    shutdown: &mut Pin<&mut S>,
+) -> Option<(TcpStream, SocketAddr)> {
+    let mut backoff = AcceptBackoff::default();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.as_mut() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok(connection) => return Some(connection),
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                let pause = backoff.next_pause();
+                tracing::error!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed");
+                tokio::select! {
+                    () = shutdown.as_mut() => return None,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
     }
 }
 
@@ -237,36 +276,7 @@ pub async fn serve_with(
     // Every connection holds a receiver; the sender sees them all gone once drained.
     let (drain, draining) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
-    let mut backoff = AcceptBackoff::default();
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, remote) = match accepted {
-            Ok(connection) => {
-                backoff.reset();
-                connection
-            }
-            // The client gave up before we got to it: nothing wrong with us.
-            Err(e) if is_connection_error(&e) => continue,
-            // Most likely out of file descriptors (EMFILE): retrying at once would spin
-            // on the same error, so wait for connections to close, and say so.
-            Err(e) => {
-                let pause = backoff.next_pause();
-                tracing::error!(error = %e, pause_ms = pause.as_millis() as u64, "accept failed");
-                tokio::select! {
-                    () = &mut shutdown => break,
-                    () = tokio::time::sleep(pause) => continue,
-                }
-            }
-        };
-        // Answers go out as soon as they are written: without this, a response written
-        // in two parts (a head, then a body that was not ready yet) waits for the
-        // client's delayed ACK of the first (Nagle's algorithm), up to 40 ms on Linux.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%remote, error = %e, "TCP_NODELAY not set");
-        }
+    while let Some((stream, remote)) = next_connection(&mut listener, &mut shutdown).await {
         let service =
             TowerToHyperService::new(Extension(ConnectInfo(remote)).layer(router.clone()));
         let connection = http
@@ -301,7 +311,7 @@ pub async fn serve_with(
 }
 
 /// An accept error that is the client's doing (it gave up before we got to it), not
-/// ours: the accept loop goes on at once. Shared with the gateway's TLS accept loop.
+/// ours: [`next_connection`] goes on at once.
 pub fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -312,7 +322,7 @@ pub fn is_connection_error(e: &io::Error) -> bool {
 }
 
 /// The pause after each failed accept: doubling from 10 ms up to one second, back to
-/// the start after a success. Shared with the gateway's TLS accept loop.
+/// the start after a success ([`next_connection`] starts each wait afresh).
 #[derive(Debug, Default)]
 pub struct AcceptBackoff {
     failures: u32,
