@@ -139,26 +139,28 @@ async fn openapi(State(gateway): State<Arc<Gateway>>, Path(file): Path<String>) 
 /// public client behind a trusted proxy is a public client.
 async fn edge_policies(
     State(gateway): State<Arc<Gateway>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if request.uri().path() == "/metrics" && !gateway.settings.public_metrics {
-        // Through a trusted proxy (the Ingress) the client it names is asking.
-        let client = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| gateway.hop(addr.ip(), request.headers()).client);
-        if !client.is_some_and(is_internal) {
-            return Problem::not_found("no route matches this path").into_response();
-        }
+    // Who is asking, worked out once: through a trusted proxy (the Ingress), the client
+    // it names. The proxy reads it from the request's extensions.
+    let hop = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| gateway.hop(addr.ip(), request.headers()));
+    if request.uri().path() == "/metrics"
+        && !gateway.settings.public_metrics
+        && !hop.as_ref().is_some_and(|hop| is_internal(hop.client))
+    {
+        return Problem::not_found("no route matches this path").into_response();
     }
     let snapshot = gateway.snapshot();
     // HSTS over HTTPS, also when a trusted proxy terminated it.
     let tls = request.extensions().get::<tls::Tls>().is_some()
-        || request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|ConnectInfo(addr)| gateway.hop(addr.ip(), request.headers()).https);
+        || hop.as_ref().is_some_and(|hop| hop.https);
+    if let Some(hop) = hop {
+        request.extensions_mut().insert(hop);
+    }
     let path = request.uri().path().to_owned();
     let origin = request.headers().get(header::ORIGIN).cloned();
     let mut response = match snapshot.cors.preflight(request.headers(), request.method()) {

@@ -39,7 +39,7 @@ use crate::edge::client::ClientKey;
 use crate::edge::ratelimit::Decision;
 use crate::release::{self, Track};
 use crate::routes::{Policy, Route};
-use crate::state::{Backend, Gateway, Snapshot, UpstreamBody, UpstreamClient};
+use crate::state::{Backend, Gateway, Hop, Snapshot, UpstreamBody, UpstreamClient};
 use crate::tls::Tls;
 use crate::upstream::{Instance, Outcome};
 
@@ -129,7 +129,11 @@ async fn forward(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let via = gateway.hop(peer, &parts.headers);
+    // Worked out by the edge policies around the proxy; here only for an app without them.
+    let via = match parts.extensions.remove::<Hop>() {
+        Some(hop) => hop,
+        None => gateway.hop(peer, &parts.headers),
+    };
     let peer = via.client;
     // A refused identity is charged to the address it came from, so guessing keys or
     // replaying bad tokens runs into the route's budget like anything else.
